@@ -1,0 +1,44 @@
+# Virtuna: the front door. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint format lock clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the pinned dependencies
+
+demo: $(STAMP) ## Run the main job on the embedded DuckDB store (data/virtuna.duckdb)
+	$(BIN)/virtuna demo
+
+test: $(STAMP) lint ## Lint, then run the test suite with coverage (fails below 80 %)
+	$(BIN)/python -m pytest --cov=virtuna --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/python -m pip install --quiet -e '.[dev]'
+	(echo '# Every package pinned, resolved with Python 3.11 on Linux. Regenerate with `make lock`.'; \
+	 .lockenv/bin/python -m pip freeze --exclude-editable | grep -v '^virtuna') > requirements.lock
+	rm -rf .lockenv
+
+clean: ## Remove the venv, the store and generated reports
+	rm -rf $(VENV) data/virtuna.duckdb data/virtuna.duckdb.wal .pytest_cache .coverage

@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated environment, temporary stores and row factories."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from virtuna.config import get_settings
+from virtuna.store import connect
+
+REPO = Path(__file__).resolve().parent.parent
+RAW = REPO / "data" / "raw"
+SETTINGS_PREFIXES = ("VIRTUNA_", "SENTRY_", "APIFY_", "GEMINI_", "DEEPSEEK_", "WHOP_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's environment; the default store is a temporary file."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(SETTINGS_PREFIXES) or name in ("ADMIN_TOKEN", "SCRAPER_HASHTAGS"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VIRTUNA_DB_PATH", str(tmp_path / "default.duckdb"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A fresh, migrated store file."""
+    path = tmp_path / "store.duckdb"
+    with connect(path):
+        pass
+    return path
+
+
+def make_item(**overrides: Any) -> dict[str, Any]:
+    """An Apify clockworks TikTok item in the scraper's real layout."""
+    item: dict[str, Any] = {
+        "id": "7300000000000000001",
+        "text": "Wait for it... #Cooking #fyp",
+        "createTime": 1700000000,
+        "createTimeISO": "2023-11-14T22:13:20.000Z",
+        "authorMeta": {
+            "id": "6800000000000000001",
+            "name": "chef_ana",
+            "nickName": "Ana",
+            "verified": False,
+            "fans": 12000,
+            "heart": 340000,
+            "video": 88,
+        },
+        "musicMeta": {
+            "musicId": "7000000000000000001",
+            "musicName": "original sound",
+            "musicAuthor": "Ana",
+            "musicOriginal": True,
+        },
+        "videoMeta": {"height": 1024, "width": 576, "duration": 21},
+        "webVideoUrl": "https://www.tiktok.com/@chef_ana/video/7300000000000000001",
+        "diggCount": 1500,
+        "shareCount": 40,
+        "playCount": 52000,
+        "commentCount": 61,
+        "collectCount": 230,
+        "mentions": [],
+    }
+    item.update(overrides)
+    return item
+
+
+def item_line(**overrides: Any) -> str:
+    """make_item as one JSON Lines line."""
+    return json.dumps(make_item(**overrides))

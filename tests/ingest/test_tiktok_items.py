@@ -1,0 +1,124 @@
+"""The TikTok item mapping shared by Apify files, drawrowfly files and the live webhook."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from tests.conftest import RAW, make_item
+from virtuna.ingest.tiktok_items import map_items, parse_item_hashtags
+
+
+def _map(*raws: str):
+    return map_items(list(raws), source="apify", source_ref="t")
+
+
+def test_item_fields_land_in_their_columns() -> None:
+    batch = _map(json.dumps(make_item()))
+    row = batch.rows.to_pylist()[0]
+    assert row["platform_video_id"] == "7300000000000000001"
+    assert row["posted_at"] == datetime(2023, 11, 14, 22, 13, 20)  # createTime, UTC
+    assert (row["author_handle"], row["author_followers"], row["author_hearts"]) == (
+        "chef_ana",
+        12000,
+        340000,
+    )
+    assert row["author_videos"] == 88
+    assert (row["sound_id"], row["sound_original"], row["duration_seconds"]) == (
+        "7000000000000000001",
+        True,
+        21.0,
+    )
+    assert (row["views"], row["likes"], row["shares"], row["comments"], row["saves"]) == (
+        52000,
+        1500,
+        40,
+        61,
+        230,
+    )
+    assert json.loads(row["raw"])["id"] == "7300000000000000001"
+
+
+def test_hashtags_come_from_the_tag_list_without_hash() -> None:
+    item = make_item(hashtags=[{"name": "Cooking"}, {"name": "#fyp"}, {"name": "cooking"}])
+    assert _map(json.dumps(item)).rows["hashtags"].to_pylist() == [["cooking", "fyp"]]
+
+
+def test_hashtags_fall_back_to_the_caption_when_the_item_has_no_list() -> None:
+    assert "hashtags" not in make_item()
+    assert _map(json.dumps(make_item())).rows["hashtags"].to_pylist() == [["cooking", "fyp"]]
+
+
+def test_every_problem_of_a_bad_row_is_named_and_the_raw_text_kept() -> None:
+    bad = json.dumps(make_item(playCount="lots", diggCount=-5, createTime=12))
+    batch = _map(bad)
+    assert batch.rows.num_rows == 0
+    (reject,) = batch.rejects
+    assert "views: not a number (lots)" in reject.reason
+    assert "likes: out of range (-5)" in reject.reason
+    assert "posted_at: out of range" in reject.reason
+    assert reject.raw == bad
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("{not json", "malformed JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps(make_item(id="")), "platform_video_id: missing"),
+        (json.dumps(make_item(hashtags="fyp")), "hashtags: cannot parse"),
+        (json.dumps(make_item(videoMeta={"duration": "long"})), "duration_seconds: not a number"),
+        (json.dumps(make_item(authorMeta={"verified": "maybe"})), "author_verified: not a boolean"),
+    ],
+)
+def test_structural_problems_are_rejected_with_a_reason(raw: str, reason: str) -> None:
+    batch = _map(raw)
+    assert batch.rows.num_rows == 0
+    assert reason in batch.rejects[0].reason
+
+
+def test_a_good_row_among_bad_ones_is_kept_with_positions() -> None:
+    batch = map_items(
+        ["{bad", json.dumps(make_item(id="9")), "[]"],
+        source="apify",
+        source_ref="t",
+        positions=[10, 11, 12],
+    )
+    assert batch.rows["platform_video_id"].to_pylist() == ["9"]
+    assert [r.position for r in batch.rejects] == [10, 12]
+    assert batch.read == 3
+
+
+def test_a_repeated_id_is_rejected_as_a_duplicate_across_chunks() -> None:
+    seen: dict[str, int] = {}
+    first = map_items(
+        [json.dumps(make_item(id="5"))], source="apify", source_ref="t", seen_keys=seen
+    )
+    second = map_items(
+        [json.dumps(make_item(id="5"))],
+        source="apify",
+        source_ref="t",
+        start_position=1,
+        seen_keys=seen,
+    )
+    assert first.rows.num_rows == 1
+    assert second.rows.num_rows == 0
+    assert "duplicate video id 5 (first at position 0)" in second.rejects[0].reason
+
+
+def test_bundled_item_with_height_in_place_of_video_count_is_kept_without_that_count() -> None:
+    lines = (RAW / "tiktok_apify_2023_sample.jsonl").read_text(encoding="utf-8").splitlines()
+    drifted = json.loads(lines[115])
+    assert "video" not in drifted["authorMeta"] and "height" in drifted["authorMeta"]
+    batch = _map(lines[115])
+    row = batch.rows.to_pylist()[0]
+    assert row["author_videos"] is None  # unknown, not the 1024 that sits in its place
+    assert row["author_followers"] == drifted["authorMeta"]["fans"]
+    assert not batch.rejects
+
+
+def test_parse_item_hashtags_absent_list_means_unknown() -> None:
+    assert parse_item_hashtags(None) is None
+    assert parse_item_hashtags('[{"name": "A"}, {"name": ""}, "b"]') == ["a", "b"]

@@ -1,0 +1,118 @@
+"""Store connection policy: migrations, the lock wait, and two processes writing at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from virtuna.store import StoreLockedError, connect, transaction
+from virtuna.store.schema import applied_version, migrate, migrations
+
+EXPECTED_TABLES = {
+    "scraped_videos",
+    "creators",
+    "creator_snapshots",
+    "scrape_runs",
+    "trending_sounds",
+    "trending_hashtags",
+    "rule_library",
+    "analysis_results",
+    "outcomes",
+    "llm_calls",
+    "models",
+    "calibration_params",
+    "job_runs",
+    "job_locks",
+    "ingest_rejects",
+    "users",
+    "api_keys",
+    "usage_daily",
+    "user_subscriptions",
+    "schema_version",
+}
+
+
+def test_new_store_has_every_table_and_records_its_version(db_path: Path) -> None:
+    with connect(db_path) as con:
+        tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+        assert tables >= EXPECTED_TABLES
+        assert applied_version(con) == len(migrations())
+
+
+def test_migrations_apply_once(db_path: Path) -> None:
+    with connect(db_path) as con:
+        assert migrate(con) == []
+        rows = con.execute("SELECT count(*) FROM schema_version").fetchone()
+    assert rows == (len(migrations()),)
+
+
+def test_analysis_results_has_the_columns_the_original_lacked(db_path: Path) -> None:
+    with connect(db_path) as con:
+        columns = {r[0] for r in con.execute("DESCRIBE analysis_results").fetchall()}
+    assert {"ml_score", "is_calibrated", "rule_contributions", "cost_cents"} <= columns
+
+
+def test_failed_transaction_leaves_nothing(db_path: Path) -> None:
+    with connect(db_path) as con:
+        with pytest.raises(duckdb.Error), transaction(con):
+            con.execute(
+                "INSERT INTO job_runs (id, job, status, started_at) VALUES ('a', 'j', 'x', now())"
+            )
+            con.execute("INSERT INTO job_runs (id) VALUES ('a')")  # NOT NULL violation
+        assert con.execute("SELECT count(*) FROM job_runs").fetchone() == (0,)
+
+
+def _hold_lock(path: str, seconds: float, ready: multiprocessing.synchronize.Event) -> None:
+    con = duckdb.connect(path)
+    ready.set()
+    time.sleep(seconds)
+    con.close()
+
+
+def test_locked_store_waits_then_names_the_problem(db_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(db_path), 3.0, ready))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        started = time.monotonic()
+        with (
+            pytest.raises(StoreLockedError, match="VIRTUNA_DB_LOCK_TIMEOUT_S"),
+            connect(db_path, lock_timeout_s=0.5),
+        ):
+            pass
+        assert time.monotonic() - started >= 0.5
+        # Waiting long enough gets the lock once the holder lets go.
+        with connect(db_path, lock_timeout_s=30) as con:
+            assert con.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        holder.join(30)
+
+
+def _writer(path: str, writer: int, count: int) -> None:
+    for i in range(count):
+        with connect(path, lock_timeout_s=60) as con, transaction(con):
+            con.execute(
+                "INSERT INTO job_runs (id, job, status, started_at) "
+                "VALUES (?, 'two-writers', 'succeeded', now()::TIMESTAMP)",
+                [f"w{writer}-{i}"],
+            )
+
+
+def test_two_processes_writing_at_once_lose_nothing(db_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    count = 25
+    writers = [ctx.Process(target=_writer, args=(str(db_path), w, count)) for w in (1, 2)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(120)
+    assert [p.exitcode for p in writers] == [0, 0]
+    with connect(db_path) as con:
+        ids = {r[0] for r in con.execute("SELECT id FROM job_runs").fetchall()}
+    assert ids == {f"w{w}-{i}" for w in (1, 2) for i in range(count)}

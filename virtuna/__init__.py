@@ -1,0 +1,3 @@
+"""Virtuna: predict, before posting, whether a TikTok post will resonate."""
+
+__version__ = "0.1.0"

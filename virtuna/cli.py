@@ -1,0 +1,131 @@
+"""The `virtuna` command: set up the store, ingest data, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from virtuna.config import PROJECT_ROOT, SettingsError, get_settings
+from virtuna.ingest import FORMATS, IngestError, IngestReport, ingest_file
+from virtuna.log import configure_logging, init_sentry
+from virtuna.store import StoreLockedError, connect, one
+from virtuna.store.schema import applied_version
+from virtuna.store.videos import video_summary
+
+DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
+DATA_SUFFIXES = {".json", ".jsonl", ".csv"}
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else get_settings().virtuna_db_path
+
+
+def _table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [
+        max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)
+    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    """Create the store (or bring it up to the newest schema)."""
+    path = _db_path(args)
+    with connect(path) as con:
+        version = applied_version(con)
+    print(f"store {path} is at schema version {version}")
+    return 0
+
+
+def _ingest_paths(paths: Sequence[Path], fmt: str | None, db: Path) -> list[IngestReport]:
+    for path in paths:
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    total = sum(p.stat().st_size for p in paths)
+    reports = []
+    with tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr) as bar:
+        for path in paths:
+            bar.set_postfix_str(path.name)
+            reports.append(ingest_file(path, fmt=fmt, db_path=db, progress=bar.update))
+    return reports
+
+
+def _print_reports(reports: list[IngestReport]) -> None:
+    rows = [{**r.as_dict(), "file": Path(r.path).name} for r in reports]
+    print(_table(rows, ["file", "source", "read", "inserted", "updated", "rejected", "seconds"]))
+    for report in reports:
+        if not report.balanced:
+            raise CliError(f"{report.path}: counts do not add up: {report.as_dict()}")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest the given files."""
+    reports = _ingest_paths([Path(p) for p in args.paths], args.format, _db_path(args))
+    _print_reports(reports)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: store, ingest of the bundled real data, and a summary."""
+    db = _db_path(args)
+    raw_dir = Path(args.data_dir)
+    files = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
+    if not files:
+        raise CliError(f"{raw_dir}: no data files (.json, .jsonl, .csv) found")
+    print(f"store: {db}")
+    _print_reports(_ingest_paths(files, None, db))
+    with connect(db) as con:
+        summary = video_summary(con)
+        (rejects,) = one(con, "SELECT count(*) FROM ingest_rejects")
+    print()
+    print(_table(summary, ["source", "videos", "first_post", "last_post", "creators", "sounds"]))
+    print(f"\nrejected rows kept in ingest_rejects: {rejects}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `virtuna` command."""
+    parser = argparse.ArgumentParser(prog="virtuna", description=__doc__)
+    parser.add_argument("--db", help="store file (default: VIRTUNA_DB_PATH)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init_db = sub.add_parser("init-db", help="create or migrate the store")
+    init_db.set_defaults(func=cmd_init_db)
+
+    ingest = sub.add_parser("ingest", help="ingest scraped data files")
+    ingest.add_argument("paths", nargs="+", help="files to ingest")
+    ingest.add_argument("--format", choices=FORMATS, help="the files' format (default: detect)")
+    ingest.set_defaults(func=cmd_ingest)
+
+    demo = sub.add_parser("demo", help="run the main job on the bundled real data")
+    demo.add_argument("--data-dir", default=str(DEFAULT_RAW_DIR), help="folder of data files")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, configure logging and Sentry, run, and turn failures into one line."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        configure_logging(settings)
+        init_sentry(settings)
+        return int(args.func(args))
+    except (CliError, IngestError, SettingsError, StoreLockedError) as exc:
+        print(f"virtuna: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Settings: one typed model read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root when installed editable: bundled data lives under PROJECT_ROOT / 'data'.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value the program cannot use; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every environment variable Virtuna reads. Field descriptions feed the README table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    virtuna_env: Literal["development", "production"] = Field(
+        "development",
+        description="development: coloured console logs; production: one JSON object per line.",
+        json_schema_extra={"feature": "logging"},
+    )
+    virtuna_db_path: Path = Field(
+        Path("data/virtuna.duckdb"),
+        description="DuckDB store file (relative paths are taken from the working directory).",
+        json_schema_extra={"feature": "store"},
+    )
+    virtuna_db_lock_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long to wait for another process's write lock on the store, seconds.",
+        json_schema_extra={"feature": "store"},
+    )
+    virtuna_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description="Lowest level written to the log.",
+        json_schema_extra={"feature": "logging"},
+    )
+    sentry_dsn: SecretStr | None = Field(
+        None,
+        description="Sentry DSN; errors and stage breadcrumbs are sent there when set.",
+        json_schema_extra={"feature": "observability"},
+    )
+    sentry_traces_sample_rate: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of transactions traced by Sentry, 0 to 1.",
+        json_schema_extra={"feature": "observability"},
+    )
+    apify_token: SecretStr | None = Field(
+        None,
+        description="Apify API token (Bearer) for trend and creator-profile scrapes.",
+        json_schema_extra={"feature": "scrape-trending, creator profiles"},
+    )
+    apify_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret Apify sends back in a header on run webhooks.",
+        json_schema_extra={"feature": "Apify webhook"},
+    )
+    apify_actor_id: str = Field(
+        "clockworks~tiktok-scraper",
+        min_length=1,
+        description="Apify actor that scrapes TikTok hashtags.",
+        json_schema_extra={"feature": "scrape-trending"},
+    )
+    scraper_hashtags: str = Field(
+        "",
+        description="Comma-separated hashtags to scrape; empty means the 14 defaults.",
+        json_schema_extra={"feature": "scrape-trending"},
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public URL of this service; Apify webhooks are sent to it.",
+        json_schema_extra={"feature": "Apify webhook"},
+    )
+    gemini_api_key: SecretStr | None = Field(
+        None,
+        description="Google Gemini API key; without it the Gemini signal is skipped.",
+        json_schema_extra={"feature": "prediction (content factors)"},
+    )
+    gemini_model: str = Field(
+        "gemini-2.5-flash",
+        min_length=1,
+        description="Gemini model for content-factor scoring and the DeepSeek fallback.",
+        json_schema_extra={"feature": "prediction (content factors)"},
+    )
+    deepseek_api_key: SecretStr | None = Field(
+        None,
+        description="DeepSeek API key; without it the behavioural signal is skipped.",
+        json_schema_extra={"feature": "prediction (behavioural), semantic rules"},
+    )
+    deepseek_model: str = Field(
+        "deepseek-reasoner",
+        min_length=1,
+        description="DeepSeek model for behavioural reasoning.",
+        json_schema_extra={"feature": "prediction (behavioural)"},
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for admin and job routes of the HTTP service.",
+        json_schema_extra={"feature": "service admin routes"},
+    )
+    whop_api_key: SecretStr | None = Field(
+        None,
+        description="Whop API key for syncing memberships to user tiers.",
+        json_schema_extra={"feature": "sync-whop"},
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    def hashtag_list(self) -> list[str]:
+        """SCRAPER_HASHTAGS as clean names: trimmed, lowercased, '#' stripped, de-duplicated."""
+        seen: dict[str, None] = {}
+        for part in self.scraper_hashtags.split(","):
+            name = part.strip().lstrip("#").strip().lower()
+            if name:
+                seen.setdefault(name, None)
+        return list(seen)
+
+    def secret_values(self) -> list[str]:
+        """The plain values of every secret setting that is set (for log and event scrubbing)."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a bad value raises SettingsError naming the variable and its needs."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            problems.append(f"{variable}: {error['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,203 @@
+"""Flat CSV sources: the 2021 user-timeline export and the 2025 trending table.
+
+Both are read with the standard csv module (a row with the wrong number of fields is rejected
+with that reason) into a relation of strings, then mapped by the shared field-map mechanism.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from virtuna.hashtags import normalize_hashtags
+from virtuna.ingest.batch import HashtagParser, MappedBatch, finish_batch
+from virtuna.ingest.mapping import FieldMap, compile_select
+from virtuna.store.videos import Reject
+
+
+def parse_python_list_hashtags(value: str | None) -> list[str] | None:
+    """The timeline export's Python-literal list, e.g. "[{'name': 'fyp'}]"."""
+    if value is None:
+        return None
+    items = ast.literal_eval(value)
+    if not isinstance(items, list):
+        raise ValueError("hashtags is not a list literal")
+    return normalize_hashtags(h.get("name") if isinstance(h, dict) else h for h in items)
+
+
+def parse_comma_hashtags(value: str | None) -> list[str] | None:
+    """A comma-separated list of names, e.g. "fyp, dogs, dogtok"."""
+    if value is None:
+        return None
+    return normalize_hashtags(value.split(","))
+
+
+def _q(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """A CSV layout: the columns that identify it and how its columns map to scraped_videos."""
+
+    name: str
+    signature: frozenset[str]
+    fields: tuple[FieldMap, ...]
+    hashtags_column: str
+    parse_hashtags: HashtagParser
+    scraped_at_column: str | None = None
+
+    def select_sql(self) -> str:
+        """The compiled mapping over the registered `_rows` relation."""
+        extra = (
+            f", {_q(self.scraped_at_column)} AS scraped_at_raw" if self.scraped_at_column else ""
+        )
+        source = f"SELECT *, {_q(self.hashtags_column)} AS hashtags_raw{extra} FROM _rows"
+        fields = list(self.fields)
+        if self.scraped_at_column:
+            fields.append(FieldMap("scraped_at", "scraped_at_raw", "datetime"))
+        return compile_select(source, fields, passthrough=["hashtags_raw"])
+
+
+# 2021 timelines: ids were saved in 6-significant-digit float notation, so they cannot be keys.
+# The stable key is "tl:<authorMeta.id as written>:<createTime in whole seconds>", unique in the
+# file (an author posts at most once per second); sound ids are lossy too and are not kept.
+TIMELINE_CSV = CsvFormat(
+    name="timeline_csv",
+    signature=frozenset({"authorMeta.id", "createTime", "playCount", "hashtags"}),
+    fields=(
+        FieldMap(
+            "platform_video_id",
+            "'tl:' || nullif(trim(\"authorMeta.id\"), '') || ':' "
+            '|| CAST(TRY_CAST("createTime" AS DOUBLE) AS BIGINT)',
+            required=True,
+        ),
+        FieldMap("posted_at", _q("createTime"), "epoch", required=True),
+        FieldMap("author_id", _q("authorMeta.id")),
+        FieldMap("author_followers", _q("authorMeta.fans"), "count"),
+        FieldMap("author_hearts", _q("authorMeta.heart"), "count"),
+        FieldMap("author_videos", _q("authorMeta.video"), "count"),
+        FieldMap("author_verified", _q("authorMeta.verified"), "bool"),
+        FieldMap("description", _q("text")),
+        FieldMap("sound_original", _q("musicMeta.musicOriginal"), "bool"),
+        FieldMap("duration_seconds", _q("videoMeta.duration"), "number"),
+        FieldMap("views", _q("playCount"), "count"),
+        FieldMap("likes", _q("diggCount"), "count"),
+        FieldMap("shares", _q("shareCount"), "count"),
+        FieldMap("comments", _q("commentCount"), "count"),
+    ),
+    hashtags_column="hashtags",
+    parse_hashtags=parse_python_list_hashtags,
+)
+
+# Labels TikTok gives a creator's own audio; any other title names a shared track.
+_ORIGINAL_SOUND_LABELS = "('original sound', 'sonido original', 'som original', 'son original')"
+
+# 2025 trending: a merge of two scrapes; 7 rows carry views/posted_time/fetch_time instead of
+# plays/create_time. No follower counts, no durations.
+TRENDING_CSV = CsvFormat(
+    name="trending_csv",
+    signature=frozenset({"video_id", "author", "plays", "create_time", "music"}),
+    fields=(
+        FieldMap("platform_video_id", _q("video_id"), required=True),
+        FieldMap("video_url", _q("video_url")),
+        FieldMap(
+            "posted_at",
+            "coalesce(nullif(trim(create_time), ''), nullif(trim(posted_time), ''))",
+            "datetime",
+            required=True,
+        ),
+        FieldMap("author_handle", _q("author")),
+        FieldMap("description", _q("description")),
+        FieldMap("sound_name", _q("music")),
+        FieldMap(
+            "sound_original",
+            f"CASE WHEN lower(trim(music)) IN {_ORIGINAL_SOUND_LABELS} THEN 'true' "
+            "WHEN nullif(trim(music), '') IS NOT NULL THEN 'false' END",
+            "bool",
+        ),
+        FieldMap("views", "coalesce(nullif(trim(plays), ''), nullif(trim(views), ''))", "count"),
+        FieldMap("likes", _q("likes"), "count"),
+        FieldMap("shares", _q("shares"), "count"),
+        FieldMap("comments", _q("comments"), "count"),
+    ),
+    hashtags_column="hashtags",
+    parse_hashtags=parse_comma_hashtags,
+    scraped_at_column="fetch_time",
+)
+
+CSV_FORMATS = (TIMELINE_CSV, TRENDING_CSV)
+
+
+def csv_header(path: Path) -> list[str]:
+    """The header row of a CSV file."""
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def read_csv_rows(
+    path: Path, chunk_rows: int = 50_000
+) -> Iterator[tuple[list[str], list[list[str]], list[int], list[Reject], int]]:
+    """Chunks of (header, rows, positions, malformed-row rejects, bytes consumed)."""
+    size = path.stat().st_size
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        rows: list[list[str]] = []
+        positions: list[int] = []
+        rejects: list[Reject] = []
+        for position, row in enumerate(reader):
+            if len(row) != len(header):
+                rejects.append(
+                    Reject(
+                        position,
+                        f"expected {len(header)} fields, found {len(row)}",
+                        json.dumps(row, ensure_ascii=False),
+                    )
+                )
+                continue
+            rows.append(row)
+            positions.append(position)
+            if len(rows) >= chunk_rows:
+                yield header, rows, positions, rejects, 0
+                rows, positions, rejects = [], [], []
+        yield header, rows, positions, rejects, size
+
+
+def map_csv_rows(
+    fmt: CsvFormat,
+    header: list[str],
+    rows: list[list[str]],
+    positions: list[int],
+    *,
+    source_ref: str,
+    seen_keys: dict[str, int],
+) -> MappedBatch:
+    """Map CSV data rows (all strings) to scraped_videos rows and rejects."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    data = {
+        name: pa.array(values, type=pa.string())
+        for name, values in zip(header, columns, strict=True)
+    }
+    data["position"] = pa.array(positions, type=pa.int64())
+    data["raw"] = pa.array(
+        [json.dumps(dict(zip(header, row, strict=True)), ensure_ascii=False) for row in rows],
+        type=pa.string(),
+    )
+    with duckdb.connect() as con:
+        con.register("_rows", pa.table(data))
+        return finish_batch(
+            con,
+            fmt.select_sql(),
+            source=fmt.name,
+            source_ref=source_ref,
+            parse_hashtags=fmt.parse_hashtags,
+            seen_keys=seen_keys,
+        )

@@ -1,0 +1,23 @@
+"""The DuckDB store: connection policy, migrations, and one module per table family."""
+
+from virtuna.store.connection import (
+    MEMORY,
+    StoreLockedError,
+    connect,
+    one,
+    open_connection,
+    run,
+    transaction,
+    utcnow,
+)
+
+__all__ = [
+    "MEMORY",
+    "StoreLockedError",
+    "connect",
+    "one",
+    "open_connection",
+    "run",
+    "transaction",
+    "utcnow",
+]

@@ -1,0 +1,119 @@
+"""Connection policy for the DuckDB store.
+
+DuckDB lets one process hold a database file open for writing at a time, and the service, the
+scheduler and notebook kernels are separate processes sharing one file. So every unit of work
+opens a short-lived connection with `connect()`, does its reads and writes, and closes it. A
+process that finds the file locked waits with jittered backoff, up to the lock timeout, then
+fails with `StoreLockedError`. Writers never lose data; at worst they wait.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from virtuna.config import get_settings
+from virtuna.store.schema import migrate
+
+MEMORY = ":memory:"
+
+
+class StoreLockedError(RuntimeError):
+    """Another process held the store's lock for longer than the lock timeout."""
+
+
+def utcnow() -> datetime:
+    """Now in UTC as a naive datetime, the store's timestamp convention."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflict" in text or "could not set" in text)
+
+
+def open_connection(
+    path: Path | str | None = None,
+    *,
+    read_only: bool = False,
+    lock_timeout_s: float | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the store, waiting for another process's lock; migrate it unless read-only."""
+    settings = get_settings()
+    target = str(path if path is not None else settings.virtuna_db_path)
+    timeout = settings.virtuna_db_lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+    if target != MEMORY:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            con = duckdb.connect(target, read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(
+                    f"the store {target} stayed locked by another process for {timeout:g} s "
+                    f"(raise VIRTUNA_DB_LOCK_TIMEOUT_S to wait longer): {exc}"
+                ) from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    if not read_only:
+        migrate(con)
+    return con
+
+
+@contextmanager
+def connect(
+    path: Path | str | None = None,
+    *,
+    read_only: bool = False,
+    lock_timeout_s: float | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to the store, closed (and its lock released) on exit."""
+    con = open_connection(path, read_only=read_only, lock_timeout_s=lock_timeout_s)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: object = None
+) -> list[tuple[object, ...]]:
+    """Execute one statement and fetch its whole result.
+
+    DuckDB keeps a statement's result open until it is fully fetched and refuses other work on
+    the connection meanwhile (registering a table, say), so write statements go through here.
+    """
+    return con.execute(sql, params).fetchall()
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple[object, ...]:
+    """The first row of a query that returns exactly one row (a count, say)."""
+    rows = run(con, sql, params)
+    if len(rows) != 1:
+        raise RuntimeError(f"expected one row, got {len(rows)}: {sql}")
+    return rows[0]
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run a block in one transaction: committed on success, rolled back on any exception."""
+    con.begin()
+    try:
+        yield con
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
