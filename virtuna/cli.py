@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from virtuna.config import PROJECT_ROOT, SettingsError, get_settings
+from virtuna.config import PROJECT_ROOT, SettingsError, get_settings, settings_table
 from virtuna.ingest import FORMATS, IngestError, IngestReport, ingest_file
 from virtuna.log import configure_logging, init_sentry
 from virtuna.store import StoreLockedError, connect, one
@@ -94,6 +94,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Show the settings in force (secrets hidden), or the README's table of them."""
+    if args.markdown:
+        print(settings_table())
+        return 0
+    for name, value in get_settings().model_dump().items():
+        print(f"{name.upper()}={'' if value is None else value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `virtuna` command."""
     parser = argparse.ArgumentParser(prog="virtuna", description=__doc__)
@@ -107,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", help="files to ingest")
     ingest.add_argument("--format", choices=FORMATS, help="the files' format (default: detect)")
     ingest.set_defaults(func=cmd_ingest)
+
+    settings = sub.add_parser("settings", help="show the settings in force")
+    settings.add_argument("--markdown", action="store_true", help="print the README table")
+    settings.set_defaults(func=cmd_settings)
 
     demo = sub.add_parser("demo", help="run the main job on the bundled real data")
     demo.add_argument("--data-dir", default=str(DEFAULT_RAW_DIR), help="folder of data files")

@@ -158,6 +158,17 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
 
 
+def settings_table() -> str:
+    """The README's Markdown table of every variable: name, default, meaning, feature."""
+    lines = ["| variable | default | meaning | needed by |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default in (None, "") else f"`{field.default}`"
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        feature = extra.get("feature", "")
+        lines.append(f"| `{name.upper()}` | {default} | {field.description} | {feature} |")
+    return "\n".join(lines)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once."""

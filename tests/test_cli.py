@@ -1,0 +1,74 @@
+"""The `virtuna` command: its outputs and its one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RAW, item_line
+from virtuna.cli import main
+
+
+def test_init_db_reports_the_schema_version(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--db", str(tmp_path / "s.duckdb"), "init-db"]) == 0
+    assert "schema version 1" in capsys.readouterr().out
+
+
+def test_demo_ingests_a_data_folder_and_summarises(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = tmp_path / "raw"
+    data.mkdir()
+    shutil.copy(RAW / "tiktok_apify_2023_sample.jsonl", data)
+    (data / "extra.jsonl").write_text(item_line(id="1") + "\n{oops\n", encoding="utf-8")
+    (data / "PROVENANCE.md").write_text("not data", encoding="utf-8")
+    assert main(["--db", str(tmp_path / "s.duckdb"), "demo", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "tiktok_apify_2023_sample.jsonl  apify" in out
+    assert "rejected rows kept in ingest_rejects: 1" in out
+    summary = out.split("source ", 2)[-1]
+    assert "193" in summary  # 192 real items + 1 good extra, one apify source
+
+
+def test_ingest_prints_counts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(item_line(id="1") + "\n", encoding="utf-8")
+    assert main(["--db", str(tmp_path / "s.duckdb"), "ingest", str(path)]) == 0
+    assert "x.jsonl" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ingest", "missing.jsonl"], "missing.jsonl: no such file"),
+        (["demo", "--data-dir", "{tmp}"], "no data files"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["--db", str(tmp_path / "s.duckdb"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("virtuna: error: ")
+    assert message in err[-1]
+
+
+def test_bad_setting_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("VIRTUNA_ENV", "staging")
+    assert main(["init-db"]) == 2
+    assert "VIRTUNA_ENV" in capsys.readouterr().err
+
+
+def test_settings_hides_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "sk-hidden-999")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "sk-hidden-999" not in out
+    assert "GEMINI_API_KEY=**********" in out
