@@ -40,6 +40,28 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def bundled_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding all of the bundled real data (built once; copy it before writing)."""
+    from virtuna.ingest import ingest_file
+
+    path = tmp_path_factory.mktemp("bundled") / "bundled.duckdb"
+    for name in sorted(RAW.iterdir()):
+        if name.suffix in (".json", ".jsonl", ".csv"):
+            ingest_file(name, db_path=path)
+    return path
+
+
+@pytest.fixture
+def bundled_copy(bundled_store: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the bundled real-data store."""
+    import shutil
+
+    target = tmp_path / "bundled.duckdb"
+    shutil.copy(bundled_store, target)
+    return target
+
+
 def make_item(**overrides: Any) -> dict[str, Any]:
     """An Apify clockworks TikTok item in the scraper's real layout."""
     item: dict[str, Any] = {

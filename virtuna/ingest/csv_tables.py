@@ -97,8 +97,30 @@ TIMELINE_CSV = CsvFormat(
     parse_hashtags=parse_python_list_hashtags,
 )
 
-# Labels TikTok gives a creator's own audio; any other title names a shared track.
-_ORIGINAL_SOUND_LABELS = "('original sound', 'sonido original', 'som original', 'son original')"
+# Labels TikTok gives a creator's own audio in various languages, alone or as "<label> - <name>";
+# any other title names a shared track. (Read off the 2025 file's most frequent titles.)
+ORIGINAL_SOUND_LABELS = (
+    "original sound",
+    "sonido original",
+    "som original",
+    "son original",
+    "suono originale",
+    "originalton",
+    "origineel geluid",
+    "оригинальный звук",
+    "оригінальний звук",
+    "suara asli",
+    "nhạc nền",
+    "orijinal ses",
+    "dźwięk oryginalny",
+    "الصوت الأصلي",
+    "เสียงต้นฉบับ",
+    "原聲",
+    "原声",
+    "オリジナル楽曲",
+    "오리지널 사운드",
+)
+_LABELS_SQL = "(" + ", ".join("'" + label + "'" for label in ORIGINAL_SOUND_LABELS) + ")"
 
 # 2025 trending: a merge of two scrapes; 7 rows carry views/posted_time/fetch_time instead of
 # plays/create_time. No follower counts, no durations.
@@ -119,7 +141,8 @@ TRENDING_CSV = CsvFormat(
         FieldMap("sound_name", _q("music")),
         FieldMap(
             "sound_original",
-            f"CASE WHEN lower(trim(music)) IN {_ORIGINAL_SOUND_LABELS} THEN 'true' "
+            f"CASE WHEN regexp_replace(lower(trim(music)), ' - .*$', '') IN {_LABELS_SQL} "
+            "THEN 'true' "
             "WHEN nullif(trim(music), '') IS NOT NULL THEN 'false' END",
             "bool",
         ),

@@ -9,6 +9,7 @@ fails with `StoreLockedError`. Writers never lose data; at worst they wait.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Iterator
@@ -36,6 +37,13 @@ def utcnow() -> datetime:
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflict" in text or "could not set" in text)
+
+
+def _quiet_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep DuckDB's own progress bar off our consoles (the CLI draws its own)."""
+    # Inside a Jupyter kernel without ipywidgets DuckDB refuses the setting and draws no bar.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
 
 
 def open_connection(
@@ -67,7 +75,7 @@ def open_connection(
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.5)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    _quiet_progress_bar(con)
     if not read_only:
         migrate(con)
     return con

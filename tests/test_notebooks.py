@@ -1,0 +1,86 @@
+"""Notebooks run under Papermill and render as HTML reports (real data, small stores)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from virtuna.notebooks import NOTEBOOK_DIR, execute_notebook, notebook_path, render_html
+
+
+def _outputs_text(notebook: Path) -> str:
+    nb = nbformat.read(notebook, as_version=4)
+    texts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            texts.append(json.dumps(output.get("data", {})) + output.get("text", ""))
+    return "\n".join(texts)
+
+
+def test_every_notebook_is_parameterized_and_names_its_kernel() -> None:
+    notebooks = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3", path.name
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: one parameters cell expected"
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
+            f"{path.name}: commit notebooks without outputs"
+        )
+
+
+@pytest.mark.slow
+def test_trends_notebook_on_the_bundled_data_shows_trending_sounds(
+    bundled_copy: Path, tmp_path: Path
+) -> None:
+    run = execute_notebook("trends", tmp_path / "out", {"db_path": str(bundled_copy)})
+    assert run.succeeded, run.error
+    text = _outputs_text(run.notebook)
+    assert "ECE Marketing Airball" in text  # the 2025 scrape's most repeated named sound
+    assert "image/png" in text  # the velocity chart
+    html = run.html.read_text(encoding="utf-8") if run.html else ""
+    assert "Trending sounds and hashtags" in html
+    assert "trend_phase" in html and "declining" in html
+    assert "calculate_trends(" not in html  # input cells are left out of the report
+
+
+def test_a_failing_notebook_keeps_its_output_and_names_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell("divisor = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("1 / divisor")]
+    nbformat.write(nb, notebooks / "broken.ipynb")
+    monkeypatch.setattr("virtuna.notebooks.NOTEBOOK_DIR", notebooks)
+    run = execute_notebook("broken", tmp_path / "out", {"divisor": 0})
+    assert not run.succeeded
+    assert "ZeroDivisionError" in (run.error or "")
+    assert run.notebook.is_file() and run.html is not None and run.html.is_file()
+
+
+def test_unknown_notebook_is_a_clear_error() -> None:
+    with pytest.raises(FileNotFoundError, match=r"no notebook nope\.ipynb"):
+        notebook_path("nope")
+
+
+def test_render_html_leaves_out_inputs(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("secret_input_code = 1")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="visible output")]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"), cell]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    html = render_html(path).read_text(encoding="utf-8")
+    assert "visible output" in html and "secret_input_code" not in html

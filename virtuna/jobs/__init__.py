@@ -1,0 +1,1 @@
+"""One function per scheduled job; the notebooks in notebooks/ call these."""
