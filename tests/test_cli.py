@@ -9,11 +9,12 @@ import pytest
 
 from tests.conftest import RAW, item_line
 from virtuna.cli import main
+from virtuna.store.schema import migrations
 
 
 def test_init_db_reports_the_schema_version(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["--db", str(tmp_path / "s.duckdb"), "init-db"]) == 0
-    assert "schema version 1" in capsys.readouterr().out
+    assert f"schema version {len(migrations())}" in capsys.readouterr().out
 
 
 def test_demo_ingests_a_data_folder_and_summarises(

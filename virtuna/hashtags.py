@@ -15,18 +15,13 @@ _HASHTAG = re.compile(r"#([\w\u0300-\u036f]+)")
 
 def normalize_hashtags(names: Iterable[object]) -> list[str]:
     """Clean tag names: strip '#' and blanks, lowercase, drop empties, keep first-seen order."""
-    seen: dict[str, None] = {}
-    for name in names:
-        if not isinstance(name, str):
-            continue
-        clean = name.strip().lstrip("#").strip().lower()
-        if clean:
-            seen.setdefault(clean, None)
-    return list(seen)
+    clean = (n.strip().lstrip("#").strip().lower() for n in names if isinstance(n, str))
+    return [tag for tag in dict.fromkeys(clean) if tag]
 
 
 def extract_hashtags(text: str | None) -> list[str]:
     """The hashtags written in a caption, in canonical form."""
     if not text:
         return []
-    return normalize_hashtags(_HASHTAG.findall(text))
+    # The pattern's matches are already bare, non-empty names: only case and repeats remain.
+    return list(dict.fromkeys(tag.lower() for tag in _HASHTAG.findall(text)))

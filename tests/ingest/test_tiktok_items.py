@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import RAW, make_item
-from virtuna.ingest.tiktok_items import map_items, parse_item_hashtags
+from virtuna.ingest.tiktok_items import map_items, parse_item_hashtags, read_jsonl
 
 
 def _map(*raws: str):
@@ -122,3 +122,17 @@ def test_bundled_item_with_height_in_place_of_video_count_is_kept_without_that_c
 def test_parse_item_hashtags_absent_list_means_unknown() -> None:
     assert parse_item_hashtags(None) is None
     assert parse_item_hashtags('[{"name": "A"}, {"name": ""}, "b"]') == ["a", "b"]
+
+
+@pytest.mark.parametrize("block_bytes", [7, 64, 1 << 20])
+def test_read_jsonl_numbers_lines_across_blocks(tmp_path, block_bytes: int) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"a":1}\r\n\n  \n{"b":2}\n\xff\xfe bad\n{"c":3}')  # no final newline
+    blocks = list(read_jsonl(path, block_bytes=block_bytes))
+    positions = [p for b in blocks for p in b.positions.to_pylist()]
+    lines = [line for b in blocks for line in b.lines.to_pylist()]
+    rejects = [r for b in blocks for r in b.rejects]
+    assert positions == [0, 3, 5]
+    assert lines == ['{"a":1}', '{"b":2}', '{"c":3}']
+    assert [(r.position, r.reason.split(" (")[0]) for r in rejects] == [(4, "not valid UTF-8")]
+    assert sum(b.consumed for b in blocks) == path.stat().st_size

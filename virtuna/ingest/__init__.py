@@ -86,19 +86,28 @@ def store_batch(
     return counts.inserted, counts.updated, rejected
 
 
-def _batches(path: Path, fmt: str, progress: Progress | None) -> Iterator[MappedBatch]:
+def _batches(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: str, progress: Progress | None
+) -> Iterator[MappedBatch]:
     seen: dict[str, int] = {}
     ref = path.name
     if fmt == "apify" and path.suffix.lower() == ".jsonl":
-        for positions, lines, consumed in read_jsonl(path):
-            yield map_items(
-                lines, positions=positions, source="apify", source_ref=ref, seen_keys=seen
+        for block in read_jsonl(path):
+            batch = map_items(
+                block.lines,
+                positions=block.positions,
+                source="apify",
+                source_ref=ref,
+                seen_keys=seen,
+                con=con,
             )
-            if progress:
-                progress(consumed)
+            batch.rejects.extend(block.rejects)
+            yield batch
+            if progress and block.consumed:
+                progress(block.consumed)
     elif fmt in ("apify", "drawrowfly"):
         items = read_json_items(path)
-        yield map_items(items, source=fmt, source_ref=ref, seen_keys=seen)
+        yield map_items(items, source=fmt, source_ref=ref, seen_keys=seen, con=con)
         if progress:
             progress(path.stat().st_size)
     else:
@@ -108,7 +117,7 @@ def _batches(path: Path, fmt: str, progress: Progress | None) -> Iterator[Mapped
             if missing:
                 raise IngestError(f"{path}: not a {fmt} file; missing columns {sorted(missing)}")
             batch = map_csv_rows(
-                csv_format, header, rows, positions, source_ref=ref, seen_keys=seen
+                csv_format, header, rows, positions, source_ref=ref, seen_keys=seen, con=con
             )
             batch.rejects.extend(malformed)
             yield batch
@@ -133,7 +142,7 @@ def ingest_file(
     report = IngestReport(path=str(path), source=fmt)
     started = time.perf_counter()
     with stage("ingest", source=fmt, file=path.name), connect(db_path) as con:
-        for batch in _batches(path, fmt, progress):
+        for batch in _batches(con, path, fmt, progress):
             inserted, updated, rejected = store_batch(con, batch, source=fmt, source_ref=path.name)
             report.read += batch.read
             report.inserted += inserted

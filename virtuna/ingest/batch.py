@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,6 +16,18 @@ from virtuna.store.videos import VIDEO_SCHEMA, Reject
 
 # Parses a source's raw hashtag value into names; None means "the source has no tag list".
 HashtagParser = Callable[[str | None], list[str] | None]
+
+
+@contextmanager
+def mapping_connection(
+    con: duckdb.DuckDBPyConnection | None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The given connection, or a private in-memory one closed afterwards."""
+    if con is not None:
+        yield con
+        return
+    with duckdb.connect() as own:
+        yield own
 
 
 @dataclass
@@ -51,7 +64,6 @@ def finish_batch(
     keys = table["platform_video_id"].to_pylist()
     tags_raw = table["hashtags_raw"].to_pylist()
     captions = table["description"].to_pylist()
-    raws = table["raw"].to_pylist()
 
     keep: list[bool] = []
     hashtags: list[list[str]] = []
@@ -74,8 +86,13 @@ def finish_batch(
             hashtags.append(tags)
         else:
             keep.append(False)
-            rejects.append(Reject(position=position, reason=reason, raw=raws[i]))
+            rejects.append(Reject(position=position, reason=reason, raw=None))
 
+    if rejects:
+        # The raw text goes to Python only for rejected rows; good rows keep it in Arrow.
+        rejected_at = [i for i, kept in enumerate(keep) if not kept]
+        raws = table["raw"].take(pa.array(rejected_at, type=pa.int64())).to_pylist()
+        rejects = [Reject(r.position, r.reason, raw) for r, raw in zip(rejects, raws, strict=True)]
     good = table.filter(pa.array(keep, type=pa.bool_()))
     good = good.drop_columns(["reject_reason", "hashtags_raw"])
     n = good.num_rows

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from virtuna.hashtags import normalize_hashtags
-from virtuna.ingest.batch import HashtagParser, MappedBatch, finish_batch
+from virtuna.ingest.batch import HashtagParser, MappedBatch, finish_batch, mapping_connection
 from virtuna.ingest.mapping import FieldMap, compile_select
 from virtuna.store.videos import Reject
 
@@ -202,8 +202,9 @@ def map_csv_rows(
     *,
     source_ref: str,
     seen_keys: dict[str, int],
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> MappedBatch:
-    """Map CSV data rows (all strings) to scraped_videos rows and rejects."""
+    """Map CSV data rows (all strings) to scraped_videos rows and rejects (on `con` if given)."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
     data = {
         name: pa.array(values, type=pa.string())
@@ -214,13 +215,16 @@ def map_csv_rows(
         [json.dumps(dict(zip(header, row, strict=True)), ensure_ascii=False) for row in rows],
         type=pa.string(),
     )
-    with duckdb.connect() as con:
-        con.register("_rows", pa.table(data))
-        return finish_batch(
-            con,
-            fmt.select_sql(),
-            source=fmt.name,
-            source_ref=source_ref,
-            parse_hashtags=fmt.parse_hashtags,
-            seen_keys=seen_keys,
-        )
+    with mapping_connection(con) as mapper:
+        mapper.register("_rows", pa.table(data))
+        try:
+            return finish_batch(
+                mapper,
+                fmt.select_sql(),
+                source=fmt.name,
+                source_ref=source_ref,
+                parse_hashtags=fmt.parse_hashtags,
+                seen_keys=seen_keys,
+            )
+        finally:
+            mapper.unregister("_rows")

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from virtuna.hashtags import normalize_hashtags
-from virtuna.ingest.batch import MappedBatch, finish_batch
+from virtuna.ingest.batch import MappedBatch, finish_batch, mapping_connection
 from virtuna.ingest.mapping import FieldMap, compile_select
+from virtuna.store.videos import Reject
 
 # JSON paths read from each item, in one parse; the field maps below refer to them by index.
 _PATHS = (
@@ -74,16 +78,15 @@ ITEM_FIELDS = [
     for i, (column, kind, required) in enumerate(_COLUMNS)
 ]
 _PATH_LIST = "[" + ", ".join(f"'{p}'" for p in _PATHS) + "]"
+# One parse per item: TRY turns a malformed document into NULL instead of an error.
 _SOURCE_SQL = (
     "SELECT position, raw, v[{tags}] AS hashtags_raw, v FROM ("
-    " SELECT position, raw,"
-    "  CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT'"
-    f"  THEN json_extract_string(raw, {_PATH_LIST}) END AS v"
-    " FROM _items)"
+    f" SELECT position, raw, TRY(json_extract_string(raw, {_PATH_LIST})) AS v FROM _items)"
 ).format(tags=len(_PATHS))
+# json_type parses again, but only for the few rows without an id.
 _STRUCTURE = [
-    "CASE WHEN v IS NULL AND raw IS NOT NULL AND NOT json_valid(raw) THEN 'malformed JSON' "
-    "WHEN v IS NULL THEN 'not a JSON object' END"
+    "CASE WHEN v IS NULL THEN 'malformed JSON' "
+    "WHEN v[1] IS NULL AND json_type(raw) <> 'OBJECT' THEN 'not a JSON object' END"
 ]
 ITEMS_SELECT = compile_select(
     _SOURCE_SQL, ITEM_FIELDS, structural_checks=_STRUCTURE, passthrough=["hashtags_raw"]
@@ -101,16 +104,21 @@ def parse_item_hashtags(value: str | None) -> list[str] | None:
 
 
 def map_items(
-    raw_items: Sequence[str],
+    raw_items: Sequence[str] | pa.Array,
     *,
     source: str,
     source_ref: str,
     start_position: int = 0,
-    positions: Sequence[int] | None = None,
+    positions: Sequence[int] | pa.Array | None = None,
     seen_keys: dict[str, int] | None = None,
     scraped_at: datetime | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> MappedBatch:
-    """Map raw item JSON texts to scraped_videos rows and rejects."""
+    """Map raw item JSON texts (a list, or an Arrow string array) to rows and rejects.
+
+    The mapping runs on `con` when given (any connection will do: it only reads the items),
+    else on a private in-memory DuckDB.
+    """
     if positions is None:
         positions = range(start_position, start_position + len(raw_items))
     items = pa.table(
@@ -119,36 +127,95 @@ def map_items(
             "raw": pa.array(raw_items, type=pa.string()),
         }
     )
-    with duckdb.connect() as con:
-        con.register("_items", items)
-        return finish_batch(
-            con,
-            ITEMS_SELECT,
-            source=source,
-            source_ref=source_ref,
-            parse_hashtags=parse_item_hashtags,
-            seen_keys={} if seen_keys is None else seen_keys,
-            scraped_at=scraped_at,
-        )
+    with mapping_connection(con) as mapper:
+        mapper.register("_items", items)
+        try:
+            return finish_batch(
+                mapper,
+                ITEMS_SELECT,
+                source=source,
+                source_ref=source_ref,
+                parse_hashtags=parse_item_hashtags,
+                seen_keys={} if seen_keys is None else seen_keys,
+                scraped_at=scraped_at,
+            )
+        finally:
+            mapper.unregister("_items")
 
 
-def read_jsonl(path: Path, chunk_rows: int = 20_000) -> Iterator[tuple[list[int], list[str], int]]:
-    """Chunks of (line positions, non-blank lines, bytes consumed) from a JSON Lines file."""
+@dataclass(frozen=True)
+class LineBlock:
+    """A block of a JSON Lines file: its non-blank lines with their 0-based line numbers."""
+
+    positions: pa.Array
+    lines: pa.Array
+    rejects: list[Reject]
+    consumed: int
+
+
+def _split_lines(chunk: bytes, first_line: int) -> tuple[pa.Array, pa.Array, list[Reject]]:
+    # Arrow strings over the block's own bytes: offsets at each line start, no copy per line.
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(data == ord("\n")) + 1)).astype(np.int64)
+    offsets = np.append(starts, np.int64(len(data)))
+    text = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(chunk))
+    try:
+        text.validate(full=True)  # UTF-8 checked in one pass
+    except pa.ArrowInvalid:
+        return _split_lines_one_by_one(chunk, first_line)
+    positions = pa.array(np.arange(first_line, first_line + len(starts), dtype=np.int64))
+    # Trailing blanks go (JSON ignores them); a line left empty is a blank line, not a row.
+    text = pc.utf8_rtrim(text, characters=" \t\r\n")
+    keep = pc.greater(pc.binary_length(text), 0)
+    return positions.filter(keep), text.filter(keep).cast(pa.string()), []
+
+
+def _split_lines_one_by_one(
+    chunk: bytes, first_line: int
+) -> tuple[pa.Array, pa.Array, list[Reject]]:
     positions: list[int] = []
     lines: list[str] = []
-    consumed = 0
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle):
-            consumed += len(line.encode("utf-8")) if not line.isascii() else len(line)
-            if not line.strip():
-                continue
+    rejects: list[Reject] = []
+    for number, raw in enumerate(chunk.split(b"\n"), start=first_line):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rejects.append(
+                Reject(number, f"not valid UTF-8 ({exc.reason})", raw.decode("utf-8", "replace"))
+            )
+            continue
+        if line.rstrip():
             positions.append(number)
-            lines.append(line.rstrip("\n"))
-            if len(lines) >= chunk_rows:
-                yield positions, lines, consumed
-                positions, lines, consumed = [], [], 0
-    if lines or consumed:
-        yield positions, lines, consumed
+            lines.append(line.rstrip())
+    return pa.array(positions, type=pa.int64()), pa.array(lines, type=pa.string()), rejects
+
+
+def read_jsonl(path: Path, block_bytes: int = 32 * 2**20) -> Iterator[LineBlock]:
+    """Blocks of a JSON Lines file, split into lines by Arrow (no Python string per line)."""
+    line_number = 0
+    carry = b""
+    pending = 0  # bytes read since the last block was yielded
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(block_bytes)
+            pending += len(block)
+            data = carry + block
+            if block:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                chunk, carry = data[:cut], data[cut + 1 :]
+            else:
+                chunk, carry = data, b""
+                if not chunk:
+                    return
+            positions, lines, rejects = _split_lines(chunk, line_number)
+            line_number += chunk.count(b"\n") + 1  # the newline at the cut ends this block
+            yield LineBlock(positions, lines, rejects, pending)
+            pending = 0
+            if not block:
+                return
 
 
 def read_json_items(path: Path) -> list[str]:

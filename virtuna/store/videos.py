@@ -90,14 +90,18 @@ def upsert_videos(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> UpsertCoun
             "SELECT count(*) FROM _video_batch b JOIN scraped_videos v "
             "ON v.platform = b.platform AND v.platform_video_id = b.platform_video_id",
         )
-        run(
-            con,
+        insert = (
             f"INSERT INTO scraped_videos ({columns}, ingested_at, updated_at) "
-            f"SELECT {columns}, $now, $now FROM _video_batch "
-            f"ON CONFLICT (platform, platform_video_id) DO UPDATE SET {updates}, "
-            f"updated_at = excluded.updated_at WHERE {changed}",
-            {"now": now},
+            f"SELECT {columns}, $now, $now FROM _video_batch"
         )
+        # ON CONFLICT costs a key probe per row even when nothing conflicts; skip it for a batch
+        # of new videos (the count above ran in the same transaction, so it cannot go stale).
+        if existing:
+            insert += (
+                f" ON CONFLICT (platform, platform_video_id) DO UPDATE SET {updates}, "
+                f"updated_at = excluded.updated_at WHERE {changed}"
+            )
+        run(con, insert, {"now": now})
     finally:
         con.unregister("_video_batch")
     return UpsertCounts(inserted=batch.num_rows - int(existing), updated=int(existing))

@@ -1,0 +1,1 @@
+"""In-process fakes of external services, served over real HTTP on 127.0.0.1."""
