@@ -11,9 +11,11 @@ from tqdm import tqdm
 
 from virtuna.config import PROJECT_ROOT, SettingsError, get_settings, settings_table
 from virtuna.ingest import FORMATS, IngestError, IngestReport, ingest_file
+from virtuna.jobs.calculate_trends import calculate_trends
 from virtuna.log import configure_logging, init_sentry
 from virtuna.store import StoreLockedError, connect, one
 from virtuna.store.schema import applied_version
+from virtuna.store.trends import top_sounds
 from virtuna.store.videos import video_summary
 
 DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
@@ -77,7 +79,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: store, ingest of the bundled real data, and a summary."""
+    """The main job: store, ingest of the bundled real data, a summary, and trends."""
     db = _db_path(args)
     raw_dir = Path(args.data_dir)
     files = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
@@ -91,6 +93,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(_table(summary, ["source", "videos", "first_post", "last_post", "creators", "sounds"]))
     print(f"\nrejected rows kept in ingest_rejects: {rejects}")
+
+    trends = calculate_trends("latest", 48, db_path=db)
+    with connect(db) as con:
+        top = top_sounds(con, trends.as_of, limit=5)
+    print(
+        f"\ntrending sounds as of the newest post ({trends.as_of:%Y-%m-%d %H:%M} UTC, "
+        f"48 h window, {trends.videos_in_window} posts): {trends.sounds} sounds, "
+        f"{trends.hashtags} hashtags"
+    )
+    columns = ["sound_name", "trend_phase", "video_count", "total_views", "velocity_score"]
+    print(_table(top[columns].to_dict("records"), columns))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP service under uvicorn (logs through our renderer)."""
+    import uvicorn
+
+    from virtuna.service import create_app
+
+    app = create_app(db_path=_db_path(args))
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+def cmd_creators_add(args: argparse.Namespace) -> int:
+    """Track a creator and start their profile scrape."""
+    from virtuna.ingest.apify import client_from_settings
+    from virtuna.ingest.profiles import request_profile_scrape, wait_and_ingest
+
+    db = _db_path(args)
+    try:
+        request = request_profile_scrape(args.handle, db_path=db)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"@{request.handle}: {request.status}" + (f" ({request.error})" if request.error else ""))
+    if request.status != "running":
+        return 1
+    if args.wait and request.run_id:
+        client = client_from_settings()
+        assert client is not None  # the scrape started, so the token is set
+        with client:
+            result = wait_and_ingest(client, request.run_id, db_path=db)
+        print(f"run {result.run_id}: {result.state}, {result.outcome}, {result.items} videos")
     return 0
 
 
@@ -121,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     settings = sub.add_parser("settings", help="show the settings in force")
     settings.add_argument("--markdown", action="store_true", help="print the README table")
     settings.set_defaults(func=cmd_settings)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    creators = sub.add_parser("creators", help="tracked creators")
+    creators_sub = creators.add_subparsers(dest="creators_command", required=True)
+    add = creators_sub.add_parser("add", help="track a creator and scrape their profile")
+    add.add_argument("handle", help="TikTok handle, with or without @")
+    add.add_argument("--wait", action="store_true", help="wait for the scrape and ingest it")
+    add.set_defaults(func=cmd_creators_add)
 
     demo = sub.add_parser("demo", help="run the main job on the bundled real data")
     demo.add_argument("--data-dir", default=str(DEFAULT_RAW_DIR), help="folder of data files")

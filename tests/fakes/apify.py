@@ -32,6 +32,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 import pytest
 
+from virtuna.ingest.apify import ApifyClient
+
 SECRET_HEADER = "X-Virtuna-Webhook-Secret"
 _ID_ALPHABET = string.ascii_letters + string.digits
 _RUN_PATH = re.compile(r"^/v2/actor-runs/([^/]+)/?$")
@@ -243,6 +245,16 @@ class FakeApify:
             self._failures.append(
                 _Injection(path_prefix, times, status=status, retry_after=retry_after, body=body)
             )
+
+    def client(self) -> ApifyClient:
+        """A real ApifyClient pointed at this fake that does not wait between retries."""
+        return ApifyClient(self.token, base_url=self.base_url, backoff_s=0, sleep=lambda _: None)
+
+    def heal(self) -> None:
+        """Drop every pending injected failure and delay (Apify is healthy again)."""
+        with self._lock:
+            self._failures.clear()
+            self._delays.clear()
 
     def delay_next(self, path_prefix: str, seconds: float, times: int = 1) -> None:
         """Hold the next `times` matching requests for seconds before answering them."""

@@ -239,7 +239,8 @@ class ApifyClient:
         if webhook_url is not None:
             params["webhooks"] = self.encode_webhooks(webhook_url, webhook_secret, event_types)
         path = f"/v2/acts/{_path_id(actor_id)}/runs"
-        response = self._request("POST", path, params=params, json=run_input)
+        # Not idempotent: a retry after a lost answer would start (and bill) a second run.
+        response = self._request("POST", path, params=params, json=run_input, idempotent=False)
         return ApifyRun.from_api(self._data(response, "POST", path))
 
     def get_run(self, run_id: str) -> ApifyRun:
@@ -383,8 +384,13 @@ class ApifyClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
-        """One API call with bounded retries on 429, 5xx, timeouts and connection errors."""
+        """One API call with bounded retries on 429, 5xx, timeouts and connection errors.
+
+        A request that is not idempotent is retried only when it surely was not processed:
+        a 429 answer or a connection that never opened.
+        """
         attempts = self.max_retries + 1
         last: ApifyError | None = None
         for attempt in range(attempts):
@@ -395,12 +401,14 @@ class ApifyClient:
             except httpx.TransportError as exc:  # includes httpx.TimeoutException
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 last = self._fail(problem, method, path, attempts=attempt + 1)
+                if not idempotent and not isinstance(exc, httpx.ConnectError):
+                    raise last from exc
             else:
                 if response.is_success:
                     return response
                 status = response.status_code
                 last = self._http_error(response, method, path, attempt + 1)
-                if not _retryable(status):
+                if not _retryable(status) or (not idempotent and status != 429):
                     raise last
                 retry_after = _retry_after(response)
             if attempt + 1 >= attempts:
