@@ -109,6 +109,53 @@ class Settings(BaseSettings):
         description="DeepSeek model for behavioural reasoning.",
         json_schema_extra={"feature": "prediction (behavioural)"},
     )
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com",
+        description="Gemini REST endpoint (tests point it at a local fake).",
+        json_schema_extra={"feature": "prediction (content factors)"},
+    )
+    gemini_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="Timeout of one Gemini request, seconds.",
+        json_schema_extra={"feature": "prediction (content factors)"},
+    )
+    deepseek_base_url: str = Field(
+        "https://api.deepseek.com",
+        description="DeepSeek REST endpoint (tests point it at a local fake).",
+        json_schema_extra={"feature": "prediction (behavioural), semantic rules"},
+    )
+    deepseek_timeout_s: float = Field(
+        90.0,
+        gt=0,
+        description="Timeout of one DeepSeek request, seconds.",
+        json_schema_extra={"feature": "prediction (behavioural)"},
+    )
+    deepseek_rules_model: str = Field(
+        "deepseek-chat",
+        min_length=1,
+        description="DeepSeek model that scores the semantic rules in one batched call.",
+        json_schema_extra={"feature": "semantic rules"},
+    )
+    llm_max_retries: int = Field(
+        2,
+        ge=0,
+        le=5,
+        description="Retries of an LLM request after a failure or an invalid reply.",
+        json_schema_extra={"feature": "prediction"},
+    )
+    breaker_failure_threshold: int = Field(
+        3,
+        ge=1,
+        description="Consecutive failed requests that open a provider's circuit breaker.",
+        json_schema_extra={"feature": "prediction"},
+    )
+    breaker_backoff_s: str = Field(
+        "1,3,9",
+        pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$",
+        description="Seconds an open breaker waits before its probe, per consecutive opening.",
+        json_schema_extra={"feature": "prediction"},
+    )
     admin_token: SecretStr | None = Field(
         None,
         description="Bearer token for admin and job routes of the HTTP service.",
@@ -120,7 +167,7 @@ class Settings(BaseSettings):
         json_schema_extra={"feature": "sync-whop"},
     )
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "gemini_base_url", "deepseek_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -135,6 +182,10 @@ class Settings(BaseSettings):
             if name:
                 seen.setdefault(name, None)
         return list(seen)
+
+    def breaker_backoff(self) -> list[float]:
+        """BREAKER_BACKOFF_S as seconds, in order."""
+        return [float(part) for part in self.breaker_backoff_s.split(",")]
 
     def secret_values(self) -> list[str]:
         """The plain values of every secret setting that is set (for log and event scrubbing)."""

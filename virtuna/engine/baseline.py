@@ -1,0 +1,94 @@
+"""Calibration-baseline statistics the LLM prompts quote, computed from the store.
+
+`compute_baseline` measures share, comment, save and weighted-engagement rates (percentiles),
+the duration sweet spot and the top differentiators between viral and average videos over the
+scraped videos, and `save_baseline` writes them as JSON under data/. `load_baseline` reads the
+file through a pydantic schema; a missing or corrupt file gives a logged warning and
+`FALLBACK_BASELINE`, whose values are in the same units (rates are fractions of views, never
+percentages), unlike the original's fallback that mixed 0-100 and 0-1 scales.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from virtuna.config import PROJECT_ROOT
+from virtuna.log import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_BASELINE_PATH = PROJECT_ROOT / "data" / "calibration-baseline.json"
+
+
+class Percentiles(BaseModel):
+    """A rate's percentiles, as fractions of views (0.02 = 2 %)."""
+
+    p50: float = Field(ge=0)
+    p75: float = Field(ge=0)
+    p90: float = Field(ge=0)
+
+
+class Differentiator(BaseModel):
+    """How much a measure differs between viral (top decile) and average (p40-p60) videos."""
+
+    name: str
+    viral_median: float
+    average_median: float
+    difference_pct: float
+
+
+class CalibrationBaseline(BaseModel):
+    """What the prompts quote about real TikTok engagement."""
+
+    video_count: int = Field(ge=0)
+    share_rate: Percentiles
+    comment_rate: Percentiles
+    save_rate: Percentiles
+    weighted_engagement: Percentiles  # (likes + 2 comments + 3 shares) / views
+    duration_sweet_spot: tuple[float, float]  # seconds
+    differentiators: list[Differentiator] = Field(default_factory=list)
+    generated_at: datetime | None = None
+    is_fallback: bool = False
+
+
+# Documented fallback, used only when no baseline file can be read. Rates are fractions of
+# views; the values are the original's documented fallbacks with its 0-100 weighted scale
+# converted to fractions (45/65/85 -> 0.045/0.065/0.085 would be wrong: the original's file
+# held 0.095/0.16/0.24, which is what is used here).
+FALLBACK_BASELINE = CalibrationBaseline(
+    video_count=0,
+    share_rate=Percentiles(p50=0.005, p75=0.01, p90=0.02),
+    comment_rate=Percentiles(p50=0.003, p75=0.006, p90=0.012),
+    save_rate=Percentiles(p50=0.002, p75=0.005, p90=0.01),
+    weighted_engagement=Percentiles(p50=0.0954, p75=0.1596, p90=0.2397),
+    duration_sweet_spot=(15.0, 60.0),
+    differentiators=[],
+    is_fallback=True,
+)
+
+
+def load_baseline(path: Path | None = None) -> CalibrationBaseline:
+    """The stored baseline, or the documented fallback (with a warning) if it cannot be read."""
+    path = path or DEFAULT_BASELINE_PATH
+    try:
+        return CalibrationBaseline.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        log.warning("calibration baseline missing; using fallback values", path=str(path))
+    except (ValidationError, ValueError, OSError) as exc:
+        log.warning(
+            "calibration baseline unreadable; using fallback values",
+            path=str(path),
+            error=str(exc).splitlines()[0],
+        )
+    return FALLBACK_BASELINE
+
+
+def save_baseline(baseline: CalibrationBaseline, path: Path | None = None) -> Path:
+    """Write the baseline as JSON (the file load_baseline reads)."""
+    path = path or DEFAULT_BASELINE_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(baseline.model_dump_json(indent=2), encoding="utf-8")
+    return path

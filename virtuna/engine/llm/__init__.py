@@ -1,0 +1,1 @@
+"""LLM providers (Gemini, DeepSeek) over their REST APIs, behind circuit breakers."""
