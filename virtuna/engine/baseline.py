@@ -54,10 +54,9 @@ class CalibrationBaseline(BaseModel):
     is_fallback: bool = False
 
 
-# Documented fallback, used only when no baseline file can be read. Rates are fractions of
-# views; the values are the original's documented fallbacks with its 0-100 weighted scale
-# converted to fractions (45/65/85 -> 0.045/0.065/0.085 would be wrong: the original's file
-# held 0.095/0.16/0.24, which is what is used here).
+# Documented fallback, used only when no baseline file can be read. Every rate is a fraction
+# of views. The original's fallback put weighted engagement on a 0-100 scale (45/65/85) while
+# its real file held fractions; the fractions from its real file (p50/p75/p90) are used here.
 FALLBACK_BASELINE = CalibrationBaseline(
     video_count=0,
     share_rate=Percentiles(p50=0.005, p75=0.01, p90=0.02),
