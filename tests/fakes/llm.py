@@ -1,0 +1,727 @@
+"""Fake Gemini and DeepSeek REST APIs on 127.0.0.1 speaking the providers' real wire formats.
+
+    with FakeGemini() as gemini, FakeDeepSeek() as deepseek:
+        gemini.status(429, "Resource has been exhausted").ok(valid_gemini_analysis())
+        deepseek.delay(5)                        # provoke a client timeout
+        settings = llm_settings(gemini, deepseek)
+        ...
+        assert gemini.served == 2
+
+Each fake answers from a scripted queue of behaviours (`ok`, `status`, `delay`, `blank`,
+`fenced`, `invalid`), then from its default factory (a valid reply for the request). A fixed
+`latency` (seconds) is added to every answer. Every request, rejected ones included, is
+recorded in `requests`; counters are thread-safe.
+
+Authentication follows the real services: Gemini wants `x-goog-api-key` (a missing key gets
+403 PERMISSION_DENIED, a wrong one 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as the
+real API answers), DeepSeek wants `Authorization: Bearer` (401 authentication_error). The
+fakes are written independently of `virtuna.engine.llm`, so they check the clients' format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, ClassVar, NamedTuple, Self
+
+import httpx
+import pytest
+
+from virtuna.config import Settings, load_settings
+
+__all__ = [
+    "FakeDeepSeek",
+    "FakeGemini",
+    "RecordedRequest",
+    "fake_deepseek",
+    "fake_gemini",
+    "llm_settings",
+    "valid_deepseek_reasoning",
+    "valid_gemini_analysis",
+    "valid_rule_evaluations",
+]
+
+FACTOR_NAMES = (
+    "Scroll-Stop Power",
+    "Completion Pull",
+    "Rewatch Potential",
+    "Share Trigger",
+    "Emotional Charge",
+)
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_DEEPSEEK_TYPE = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_balance_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_overloaded",
+}
+_GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):generateContent$")
+_GEMINI_MODELS = {"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-2.0-flash"}
+_DEEPSEEK_MODELS = {"deepseek-chat", "deepseek-reasoner"}
+_RULE_LINE = re.compile(r"^\s*\d+\.\s+(.+?):\s")
+
+
+# --------------------------------------------------------------------------- valid replies
+
+
+def valid_gemini_analysis(score: float = 6.5, **overrides: Any) -> dict[str, Any]:
+    """A GeminiAnalysis reply with the 5 exact factor names."""
+    reply: dict[str, Any] = {
+        "factors": [
+            {
+                "name": name,
+                "score": score,
+                "rationale": f"The draft's {name.lower()} is solid but not exceptional.",
+                "improvement_tip": f"Sharpen the {name.lower()} in the first two seconds.",
+            }
+            for name in FACTOR_NAMES
+        ],
+        "overall_impression": "A clear, relatable draft with a decent hook.",
+        "content_summary": "A short cooking tip with a reveal at the end.",
+    }
+    reply.update(overrides)
+    return reply
+
+
+def valid_deepseek_reasoning(**overrides: Any) -> dict[str, Any]:
+    """A DeepSeekReasoning reply (behavioural predictions, components, suggestions)."""
+    reply: dict[str, Any] = {
+        "behavioral_predictions": {
+            "completion_pct": 42.5,
+            "completion_percentile": "top 35%",
+            "share_pct": 0.9,
+            "share_percentile": "top 20%",
+            "comment_pct": 0.35,
+            "comment_percentile": "top 45%",
+            "save_pct": 0.6,
+            "save_percentile": "top 30%",
+        },
+        "component_scores": {
+            "hook_effectiveness": 7.0,
+            "retention_strength": 6.0,
+            "shareability": 6.5,
+            "comment_provocation": 4.0,
+            "save_worthiness": 5.5,
+            "trend_alignment": 5.0,
+            "originality": 6.0,
+        },
+        "suggestions": [
+            {"text": "Open with the finished dish.", "priority": "high", "category": "hook"},
+            {"text": "Cut the intro to under 2 s.", "priority": "medium", "category": "format"},
+            {"text": "Use a trending sound.", "priority": "low", "category": "audio"},
+        ],
+        "warnings": [],
+        "confidence": "medium",
+    }
+    reply.update(overrides)
+    return reply
+
+
+def valid_rule_evaluations(names: list[str], score: float = 7.0) -> dict[str, Any]:
+    """A RuleEvaluations reply scoring every named rule."""
+    return {
+        "evaluations": [
+            {"rule_name": name, "score": score, "rationale": f"The draft fits {name}."}
+            for name in names
+        ]
+    }
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+class RecordedRequest(NamedTuple):
+    """One request a fake received (headers with lower-case names; json None when absent)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any
+
+
+@dataclass
+class _Behaviour:
+    """One scripted answer."""
+
+    kind: str  # ok | status | delay | blank | fenced | invalid
+    body: Any = None
+    code: int = 0
+    message: str = ""
+    seconds: float = 0.0
+    usage: dict[str, Any] | None = None
+    omit_usage: bool = False
+
+
+class _Server(ThreadingHTTPServer):
+    """The HTTP server; keeps a reference to its fake."""
+
+    daemon_threads = True
+    block_on_close = False
+    fake: _FakeLLM
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about clients that hung up (timeouts are provoked on purpose)."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Hands every request to the fake."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 10
+    disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed ACK)
+    server: _Server
+
+    def _dispatch(self) -> None:
+        """Handle one request; a client that went away is not an error."""
+        try:
+            self.server.fake._handle(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = do_POST = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr."""
+
+
+def _tokens(text: str) -> int:
+    """A plausible token count for text (about 4 characters a token)."""
+    return max(1, len(text) // 4)
+
+
+class _FakeLLM:
+    """The shared server, script queue and counters of both fakes."""
+
+    provider: ClassVar[str]
+
+    def __init__(self, api_key: str, *, latency: float = 0.0) -> None:
+        """A stopped fake accepting api_key; `start()` or `with` runs it."""
+        self.api_key = api_key
+        self.latency = latency
+        self.requests: list[RecordedRequest] = []
+        self.default: Callable[[RecordedRequest], Any] = self._default_reply
+        self._queue: deque[_Behaviour] = deque()
+        self._served = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>`."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        """Serve in a background thread and return once a request has been answered."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        httpx.get(f"{self.base_url}/_health", timeout=5).raise_for_status()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port (delayed requests are cut short)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        """Start and return the fake."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the fake."""
+        self.stop()
+
+    # ------------------------------------------------------------------ script
+
+    def _push(self, behaviour: _Behaviour, times: int) -> Self:
+        """Queue behaviour times times."""
+        with self._lock:
+            self._queue.extend(_Behaviour(**behaviour.__dict__) for _ in range(times))
+        return self
+
+    def ok(
+        self,
+        body: dict[str, Any] | str,
+        *,
+        usage: dict[str, Any] | None = None,
+        omit_usage: bool = False,
+        times: int = 1,
+    ) -> Self:
+        """Answer with body as the model's text; usage replaces the usage object if given."""
+        return self._push(_Behaviour("ok", body, usage=usage, omit_usage=omit_usage), times)
+
+    def status(self, code: int, message: str | None = None, *, times: int = 1) -> Self:
+        """Answer with an HTTP error in the provider's error format."""
+        text = message or f"Injected {code} error"
+        return self._push(_Behaviour("status", code=code, message=text), times)
+
+    def delay(self, seconds: float, *, times: int = 1) -> Self:
+        """Hold the request for seconds, then answer with the default reply."""
+        return self._push(_Behaviour("delay", seconds=seconds), times)
+
+    def blank(self, *, times: int = 1) -> Self:
+        """Answer 200 with empty model text (Gemini) or null content (DeepSeek)."""
+        return self._push(_Behaviour("blank"), times)
+
+    def fenced(self, body: dict[str, Any] | str, *, times: int = 1) -> Self:
+        """Answer with body wrapped in a ```json Markdown fence."""
+        return self._push(_Behaviour("fenced", body), times)
+
+    def invalid(self, body: dict[str, Any] | str | None = None, *, times: int = 1) -> Self:
+        """Answer with JSON that violates the schema (a typical violation when body is None)."""
+        return self._push(_Behaviour("invalid", body), times)
+
+    def clear(self) -> None:
+        """Drop every queued behaviour."""
+        with self._lock:
+            self._queue.clear()
+
+    @property
+    def pending(self) -> int:
+        """Behaviours still queued."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def served(self) -> int:
+        """Requests answered so far (errors included, health checks not)."""
+        with self._lock:
+            return self._served
+
+    @property
+    def prompts(self) -> list[str]:
+        """The prompt text of every recorded request, in order."""
+        with self._lock:
+            recorded = list(self.requests)
+        return [self._prompt_of(r.json) for r in recorded]
+
+    # ------------------------------------------------------------------ provider hooks
+
+    def _prompt_of(self, body: Any) -> str:
+        """The user prompt in a request body."""
+        raise NotImplementedError
+
+    def _check(self, request: RecordedRequest) -> tuple[int, Any] | None:
+        """An error (status, body) for an unauthenticated or malformed request, else None."""
+        raise NotImplementedError
+
+    def _default_reply(self, request: RecordedRequest) -> Any:
+        """The model's JSON for a request when nothing is scripted."""
+        raise NotImplementedError
+
+    def _invalid_reply(self, request: RecordedRequest) -> Any:
+        """A typical schema violation for this provider's replies."""
+        raise NotImplementedError
+
+    def _error_body(self, code: int, message: str) -> dict[str, Any]:
+        """The provider's error body."""
+        raise NotImplementedError
+
+    def _success(
+        self, request: RecordedRequest, text: str | None, behaviour: _Behaviour
+    ) -> dict[str, Any]:
+        """The provider's 200 body carrying the model's text."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ serving
+
+    def _handle(self, handler: _Handler) -> None:
+        """Record, authenticate, validate and answer one request from the script."""
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        if handler.path == "/_health":
+            self._send(handler, 200, {"ok": True})
+            return
+        request = RecordedRequest(
+            handler.command,
+            handler.path,
+            {k.lower(): v for k, v in handler.headers.items()},
+            body,
+        )
+        with self._lock:
+            self.requests.append(request)
+        problem = self._check(request)
+        if problem is not None:
+            self._answer(handler, *problem)
+            return
+        with self._lock:
+            behaviour = self._queue.popleft() if self._queue else _Behaviour("default")
+        if behaviour.kind == "delay":
+            if self._stopping.wait(behaviour.seconds):
+                handler.close_connection = True
+                return
+            behaviour = _Behaviour("default")
+        if behaviour.kind == "status":
+            self._answer(
+                handler, behaviour.code, self._error_body(behaviour.code, behaviour.message)
+            )
+            return
+        self._answer(
+            handler, 200, self._success(request, self._text(request, behaviour), behaviour)
+        )
+
+    def _text(self, request: RecordedRequest, behaviour: _Behaviour) -> str | None:
+        """The model text a behaviour produces."""
+        if behaviour.kind == "blank":
+            return None
+        if behaviour.kind == "default":
+            body = self.default(request)
+        elif behaviour.kind == "invalid" and behaviour.body is None:
+            body = self._invalid_reply(request)
+        else:
+            body = behaviour.body
+        text = body if isinstance(body, str) else json.dumps(body, indent=2)
+        if behaviour.kind == "fenced":
+            text = f"```json\n{text}\n```"
+        return text
+
+    def _answer(self, handler: _Handler, status: int, payload: Any) -> None:
+        """Wait the fixed latency, count and send."""
+        if self.latency and self._stopping.wait(self.latency):
+            handler.close_connection = True
+            return
+        with self._lock:
+            self._served += 1
+        self._send(handler, status, payload)
+
+    @staticmethod
+    def _send(handler: _Handler, status: int, payload: Any) -> None:
+        """Write a JSON response with a Content-Length (keep-alive friendly)."""
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json; charset=UTF-8")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+# --------------------------------------------------------------------------- Gemini
+
+
+class FakeGemini(_FakeLLM):
+    """A fake `POST /v1beta/models/{model}:generateContent` (Gemini API, API-key auth)."""
+
+    provider = "gemini"
+
+    def __init__(self, api_key: str = "AIzaFakeGeminiKey0123456789abcdefghijk", **kwargs: Any):
+        """A stopped fake accepting this x-goog-api-key."""
+        super().__init__(api_key, **kwargs)
+        self.thoughts_tokens = 320  # gemini-2.5-flash thinks by default
+
+    def _prompt_of(self, body: Any) -> str:
+        """contents[-1].parts[*].text."""
+        try:
+            return "".join(p.get("text", "") for p in body["contents"][-1]["parts"])
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return ""
+
+    def _check(self, request: RecordedRequest) -> tuple[int, Any] | None:
+        """Gemini's answers to a missing/wrong key, unknown model or malformed body."""
+        key = request.headers.get("x-goog-api-key")
+        if not key:
+            message = (
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to call "
+                "this API."
+            )
+            return 403, self._error_body(403, message)
+        if key != self.api_key:
+            body = self._error_body(400, "API key not valid. Please pass a valid API key.")
+            body["error"]["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            ]
+            return 400, body
+        match = _GEMINI_PATH.match(request.path)
+        if request.method != "POST" or match is None:
+            return 404, self._error_body(404, f"Method not found: {request.method} {request.path}")
+        model = match.group(1)
+        if model not in _GEMINI_MODELS:
+            message = (
+                f"models/{model} is not found for API version v1beta, or is not supported "
+                "for generateContent."
+            )
+            return 404, self._error_body(404, message)
+        body = request.json
+        if not isinstance(body, dict) or not isinstance(body.get("contents"), list):
+            return 400, self._error_body(
+                400, "* GenerateContentRequest.contents: contents is not specified"
+            )
+        if not self._prompt_of(body):
+            return 400, self._error_body(
+                400, "* GenerateContentRequest.contents[0].parts: contents.parts must not be empty."
+            )
+        config = body.get("generationConfig") or {}
+        if "responseSchema" in config and config.get("responseMimeType") != "application/json":
+            message = (
+                "* GenerateContentRequest.generation_config.response_mime_type: "
+                "response_mime_type must be one of application/json, text/x.enum when "
+                "response_schema is set."
+            )
+            return 400, self._error_body(400, message)
+        return None
+
+    def _default_reply(self, request: RecordedRequest) -> Any:
+        """The 5-factor analysis for a schema'd request, else (a fallback) a reasoning reply."""
+        config = (request.json or {}).get("generationConfig") or {}
+        if "responseSchema" in config:
+            return valid_gemini_analysis()
+        return valid_deepseek_reasoning()
+
+    def _invalid_reply(self, request: RecordedRequest) -> Any:
+        """An analysis with only 4 factors."""
+        reply = valid_gemini_analysis()
+        reply["factors"] = reply["factors"][:4]
+        return reply
+
+    def _error_body(self, code: int, message: str) -> dict[str, Any]:
+        """{"error": {"code", "message", "status"}}."""
+        return {
+            "error": {
+                "code": code,
+                "message": message,
+                "status": _GEMINI_STATUS.get(code, "UNKNOWN"),
+            }
+        }
+
+    def _success(
+        self, request: RecordedRequest, text: str | None, behaviour: _Behaviour
+    ) -> dict[str, Any]:
+        """A generateContent response with usageMetadata."""
+        model = _GEMINI_PATH.match(request.path).group(1)  # type: ignore[union-attr]
+        prompt_tokens = _tokens(self._prompt_of(request.json))
+        output_tokens = _tokens(text) if text else 0
+        thoughts = self.thoughts_tokens
+        usage = behaviour.usage or {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens + thoughts,
+            "thoughtsTokenCount": thoughts,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        }
+        reply: dict[str, Any] = {
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": text or ""}], "role": "model"},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "modelVersion": model,
+            "responseId": secrets.token_urlsafe(16),
+        }
+        if not behaviour.omit_usage:
+            reply["usageMetadata"] = usage
+        return reply
+
+
+# --------------------------------------------------------------------------- DeepSeek
+
+
+class FakeDeepSeek(_FakeLLM):
+    """A fake `POST /chat/completions` (DeepSeek API, OpenAI-compatible, Bearer auth)."""
+
+    provider = "deepseek"
+
+    def __init__(self, api_key: str = "sk-fakedeepseek0123456789abcdef", **kwargs: Any):
+        """A stopped fake accepting this Bearer key."""
+        super().__init__(api_key, **kwargs)
+        self.reasoning_tokens = 900  # deepseek-reasoner's chain of thought
+        self.cache_hit_tokens = 0
+
+    def _prompt_of(self, body: Any) -> str:
+        """messages[-1].content."""
+        try:
+            return str(body["messages"][-1]["content"] or "")
+        except (KeyError, IndexError, TypeError):
+            return ""
+
+    def _check(self, request: RecordedRequest) -> tuple[int, Any] | None:
+        """DeepSeek's answers to a bad key, unknown model, bad body or JSON mode misuse."""
+        auth = request.headers.get("authorization", "")
+        if auth != f"Bearer {self.api_key}":
+            shown = auth.removeprefix("Bearer ")[-4:]
+            message = f"Authentication Fails, Your api key: ****{shown} is invalid"
+            return 401, self._error_body(401, message)
+        if request.method != "POST" or request.path not in (
+            "/chat/completions",
+            "/v1/chat/completions",
+        ):
+            return 404, self._error_body(404, f"Not Found: {request.path}")
+        body = request.json
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("messages"), list)
+            or not body["messages"]
+        ):
+            return 422, self._error_body(
+                422, "Failed to deserialize the JSON body: missing field `messages`"
+            )
+        if body.get("model") not in _DEEPSEEK_MODELS:
+            return 400, self._error_body(400, "Model Not Exist")
+        response_format = body.get("response_format") or {}
+        wants_json = response_format.get("type") == "json_object"
+        texts = " ".join(
+            str(m.get("content") or "") for m in body["messages"] if isinstance(m, dict)
+        )
+        if wants_json and "json" not in texts.lower():
+            message = (
+                "Prompt must contain the word 'json' in some form to use 'response_format' of "
+                "type 'json_object'."
+            )
+            return 400, self._error_body(400, message)
+        if body.get("stream"):
+            return 400, self._error_body(400, "The fake serves stream=false only")
+        return None
+
+    def _default_reply(self, request: RecordedRequest) -> Any:
+        """Rule evaluations for the listed rules, or a behavioural reasoning reply."""
+        prompt = self._prompt_of(request.json)
+        if '"evaluations"' in prompt:
+            names = [m.group(1) for line in prompt.splitlines() if (m := _RULE_LINE.match(line))]
+            return valid_rule_evaluations(names)
+        return valid_deepseek_reasoning()
+
+    def _invalid_reply(self, request: RecordedRequest) -> Any:
+        """A reasoning reply without component_scores and with no suggestions."""
+        reply = valid_deepseek_reasoning(suggestions=[])
+        del reply["component_scores"]
+        return reply
+
+    def _error_body(self, code: int, message: str) -> dict[str, Any]:
+        """{"error": {"message", "type", "param", "code"}}."""
+        return {
+            "error": {
+                "message": message,
+                "type": _DEEPSEEK_TYPE.get(code, "server_error"),
+                "param": None,
+                "code": "invalid_request_error" if code < 500 else "server_error",
+            }
+        }
+
+    def _success(
+        self, request: RecordedRequest, text: str | None, behaviour: _Behaviour
+    ) -> dict[str, Any]:
+        """A chat.completion with usage (reasoning tokens inside completion_tokens)."""
+        model = request.json["model"]
+        reasoner = model == "deepseek-reasoner"
+        prompt_tokens = _tokens(self._prompt_of(request.json))
+        reasoning = self.reasoning_tokens if reasoner else 0
+        completion = (_tokens(text) if text else 0) + reasoning
+        hits = min(self.cache_hit_tokens, prompt_tokens)
+        usage: dict[str, Any] = behaviour.usage or {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": hits},
+            "prompt_cache_hit_tokens": hits,
+            "prompt_cache_miss_tokens": prompt_tokens - hits,
+        }
+        if reasoner and not behaviour.usage:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if reasoner:
+            message["reasoning_content"] = "Step 1: the hook... Step 5: final predictions."
+        reply: dict[str, Any] = {
+            "id": secrets.token_hex(16),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            ],
+            "system_fingerprint": "fp_fake_0001",
+        }
+        if not behaviour.omit_usage:
+            reply["usage"] = usage
+        return reply
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def llm_settings(
+    gemini: FakeGemini | None = None, deepseek: FakeDeepSeek | None = None, **overrides: Any
+) -> Settings:
+    """Settings pointing at the given fakes (a provider without a fake is not configured)."""
+    values: dict[str, Any] = {
+        "gemini_api_key": gemini.api_key if gemini else None,
+        "gemini_base_url": gemini.base_url if gemini else "http://127.0.0.1:9",
+        "gemini_timeout_s": 2.0,
+        "deepseek_api_key": deepseek.api_key if deepseek else None,
+        "deepseek_base_url": deepseek.base_url if deepseek else "http://127.0.0.1:9",
+        "deepseek_timeout_s": 2.0,
+        "llm_max_retries": 2,
+        "breaker_failure_threshold": 3,
+        "breaker_backoff_s": "1,3,9",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def fake_gemini() -> Iterator[FakeGemini]:
+    """A running FakeGemini, stopped after the test."""
+    with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_deepseek() -> Iterator[FakeDeepSeek]:
+    """A running FakeDeepSeek, stopped after the test."""
+    with FakeDeepSeek() as fake:
+        yield fake
