@@ -296,6 +296,10 @@ class _FakeLLM:
         """Answer with body as the model's text; usage replaces the usage object if given."""
         return self._push(_Behaviour("ok", body, usage=usage, omit_usage=omit_usage), times)
 
+    def answer(self, *, times: int = 1) -> Self:
+        """Queue the default (valid, request-aware) answer, to interleave with faults."""
+        return self._push(_Behaviour("default"), times)
+
     def status(self, code: int, message: str | None = None, *, times: int = 1) -> Self:
         """Answer with an HTTP error in the provider's error format."""
         text = message or f"Injected {code} error"
@@ -414,7 +418,7 @@ class _FakeLLM:
         """The model text a behaviour produces."""
         if behaviour.kind == "blank":
             return None
-        if behaviour.kind == "default":
+        if behaviour.kind == "default" or (behaviour.kind == "fenced" and behaviour.body is None):
             body = self.default(request)
         elif behaviour.kind == "invalid" and behaviour.body is None:
             body = self._invalid_reply(request)

@@ -8,15 +8,21 @@ hashtag snapshot. Saturated tags (fyp, foryou, ... or on more than 40 % of the w
 add a little directly; the others add relevance log10(views) x share of posts, and
 relevance / 3 (capped at 1) x 30 joins the score, as in the original.
 
-The signal is available whenever a trend snapshot exists for the moment: a draft that rides no
-trend then scores low, which is information, not a missing signal.
+The signal is available whenever a recent trend snapshot exists for the moment (taken at most
+`max_age` before it; older trends say nothing about today): a draft that rides no trend then
+scores low, which is information, not a missing signal.
+
+Fuzzy matching at 0.7 alone lets unrelated phrases through ("wait for it" ~ "want you",
+"it... #fyp" ~ "night trouble"), and one false match can carry a whole score. So a match also
+needs a word of the sound's name (3+ letters) to appear in the draft, or a similarity of 0.9.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -24,6 +30,59 @@ from virtuna.engine.fuzzy import match_sounds
 from virtuna.store.trends import hashtag_trends, snapshot_as_of, top_sounds
 
 TOP_SOUNDS = 50
+STRONG_SIMILARITY = 0.9
+DEFAULT_MAX_AGE = timedelta(days=7)
+_WORD = re.compile(r"[^\W_]{3,}")
+# Words too common to tie a draft to a sound ("the" in "Shake It To The Max").
+_STOPWORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "you",
+        "your",
+        "with",
+        "this",
+        "that",
+        "are",
+        "was",
+        "not",
+        "but",
+        "all",
+        "can",
+        "get",
+        "got",
+        "its",
+        "out",
+        "one",
+        "our",
+        "his",
+        "her",
+        "she",
+        "him",
+        "they",
+        "them",
+        "from",
+        "have",
+        "has",
+        "had",
+        "just",
+        "like",
+        "what",
+        "when",
+        "who",
+        "why",
+        "how",
+        "now",
+        "new",
+        "sound",
+        "original",
+        "remix",
+        "version",
+        "feat",
+        "official",
+    ]
+)
 PHASE_MULTIPLIER = {"emerging": 1.5, "rising": 1.2, "peak": 1.0, "declining": 0.5}
 SATURATED_TAGS = frozenset({"fyp", "foryou", "foryoupage", "viral", "trending", "xyzbca"})
 SATURATED_SHARE = 0.4
@@ -46,13 +105,35 @@ class TrendEnrichment:
         return asdict(self)
 
 
+def _plausible(name: str, text: str, similarity: float) -> bool:
+    """A fuzzy match that also shares a real word with the draft (or is nearly exact)."""
+    if similarity >= STRONG_SIMILARITY:
+        return True
+    words = set(_WORD.findall(text.lower())) - _STOPWORDS
+    return any(word in words for word in _WORD.findall(name.lower()))
+
+
 def enrich_with_trends(
-    con: duckdb.DuckDBPyConnection, text: str, hashtags: list[str], moment: datetime
+    con: duckdb.DuckDBPyConnection,
+    text: str,
+    hashtags: list[str],
+    moment: datetime,
+    *,
+    max_age: timedelta = DEFAULT_MAX_AGE,
 ) -> TrendEnrichment:
     """The trend signal of a draft as of `moment` (its planned post time, or now)."""
     found = snapshot_as_of(con, moment)
     if found is None:
-        return TrendEnrichment(available=False, trend_score=None)
+        return TrendEnrichment(
+            available=False, trend_score=None, context="No trend snapshot before this time."
+        )
+    if moment - found[0] > max_age:
+        return TrendEnrichment(
+            available=False,
+            trend_score=None,
+            snapshot_as_of=found[0],
+            context=f"The newest trend snapshot ({found[0]:%Y-%m-%d}) is too old to use.",
+        )
     sounds = top_sounds(con, moment, limit=TOP_SOUNDS)
     tags = hashtag_trends(con, moment)
     total = 0.0
@@ -60,6 +141,8 @@ def enrich_with_trends(
     by_key = sounds.set_index("sound_key")
     candidates = list(zip(sounds["sound_key"], sounds["sound_name"], strict=True))
     for key, name, similarity in match_sounds(text.lower(), candidates):
+        if not _plausible(name, text, similarity):
+            continue
         row = by_key.loc[key]
         points = float(row["velocity_score"]) * PHASE_MULTIPLIER.get(str(row["trend_phase"]), 0.5)
         total += points
