@@ -12,7 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from virtuna.store.creators import normalize_handle
 
@@ -86,6 +93,14 @@ class AnalysisInput(BaseModel):
         if value is None or value.tzinfo is None:
             return value
         return (value - value.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A validation error as one line: "field: problem; field: problem"."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
 
 
 class ContentPayload(BaseModel):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 import duckdb
+import pandas as pd
 
 from virtuna.engine.fuzzy import match_sounds
 from virtuna.store.trends import hashtag_trends, snapshot_as_of, top_sounds
@@ -113,37 +114,44 @@ def _plausible(name: str, text: str, similarity: float) -> bool:
     return any(word in words for word in _WORD.findall(name.lower()))
 
 
-def enrich_with_trends(
-    con: duckdb.DuckDBPyConnection,
-    text: str,
-    hashtags: list[str],
-    moment: datetime,
-    *,
-    max_age: timedelta = DEFAULT_MAX_AGE,
-) -> TrendEnrichment:
-    """The trend signal of a draft as of `moment` (its planned post time, or now)."""
+@dataclass(frozen=True)
+class TrendTables:
+    """The snapshot in force at a moment, loaded once and reusable for many drafts."""
+
+    as_of: datetime
+    sounds: pd.DataFrame  # top sounds, indexed by sound_key
+    candidates: list[tuple[str, str]]  # (sound_key, sound_name) for fuzzy matching
+    hashtags: pd.DataFrame  # indexed by hashtag
+
+
+def load_trend_tables(
+    con: duckdb.DuckDBPyConnection, moment: datetime, *, max_age: timedelta = DEFAULT_MAX_AGE
+) -> TrendTables | str:
+    """The trend tables in force at `moment`, or why there are none."""
     found = snapshot_as_of(con, moment)
     if found is None:
-        return TrendEnrichment(
-            available=False, trend_score=None, context="No trend snapshot before this time."
-        )
+        return "No trend snapshot before this time."
     if moment - found[0] > max_age:
-        return TrendEnrichment(
-            available=False,
-            trend_score=None,
-            snapshot_as_of=found[0],
-            context=f"The newest trend snapshot ({found[0]:%Y-%m-%d}) is too old to use.",
-        )
+        return f"The newest trend snapshot ({found[0]:%Y-%m-%d}) is too old to use."
     sounds = top_sounds(con, moment, limit=TOP_SOUNDS)
-    tags = hashtag_trends(con, moment)
+    return TrendTables(
+        as_of=found[0],
+        sounds=sounds.set_index("sound_key"),
+        candidates=list(zip(sounds["sound_key"], sounds["sound_name"], strict=True)),
+        hashtags=hashtag_trends(con, moment).set_index("hashtag"),
+    )
+
+
+def score_trends(tables: TrendTables | str, text: str, hashtags: list[str]) -> TrendEnrichment:
+    """The trend signal of one draft against loaded trend tables."""
+    if isinstance(tables, str):
+        return TrendEnrichment(available=False, trend_score=None, context=tables)
     total = 0.0
     matched = []
-    by_key = sounds.set_index("sound_key")
-    candidates = list(zip(sounds["sound_key"], sounds["sound_name"], strict=True))
-    for key, name, similarity in match_sounds(text.lower(), candidates):
+    for key, name, similarity in match_sounds(text.lower(), tables.candidates):
         if not _plausible(name, text, similarity):
             continue
-        row = by_key.loc[key]
+        row = tables.sounds.loc[key]
         points = float(row["velocity_score"]) * PHASE_MULTIPLIER.get(str(row["trend_phase"]), 0.5)
         total += points
         matched.append(
@@ -155,13 +163,12 @@ def enrich_with_trends(
                 "points": round(points, 3),
             }
         )
-    tag_rows = tags.set_index("hashtag") if not tags.empty else None
     relevance = 0.0
     tag_details = []
     for tag in hashtags:
-        if tag_rows is None or tag not in tag_rows.index:
+        if tag not in tables.hashtags.index:
             continue
-        row = tag_rows.loc[tag]
+        row = tables.hashtags.loc[tag]
         share = float(row["share_of_videos"])
         weight = math.log10(max(float(row["total_views"]), 1.0)) * share
         saturated = tag in SATURATED_TAGS or share > SATURATED_SHARE
@@ -180,16 +187,27 @@ def enrich_with_trends(
         )
     hashtag_relevance = min(1.0, relevance / 3)
     total += hashtag_relevance * 30
-    score = float(min(100.0, max(0.0, round(total, 1))))
     return TrendEnrichment(
         available=True,
-        trend_score=score,
-        snapshot_as_of=found[0],
+        trend_score=float(min(100.0, max(0.0, round(total, 1)))),
+        snapshot_as_of=tables.as_of,
         matched_sounds=matched,
         hashtags=tag_details,
         hashtag_relevance=round(hashtag_relevance, 4),
-        context=_describe(found[0], matched, tag_details),
+        context=_describe(tables.as_of, matched, tag_details),
     )
+
+
+def enrich_with_trends(
+    con: duckdb.DuckDBPyConnection,
+    text: str,
+    hashtags: list[str],
+    moment: datetime,
+    *,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+) -> TrendEnrichment:
+    """The trend signal of a draft as of `moment` (its planned post time, or now)."""
+    return score_trends(load_trend_tables(con, moment, max_age=max_age), text, hashtags)
 
 
 def _describe(
