@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from virtuna.config import PROJECT_ROOT, SettingsError, get_settings, settings_table
+from virtuna.engine.baseline import baseline_path, compute_baseline, save_baseline
 from virtuna.ingest import FORMATS, IngestError, IngestReport, ingest_file
 from virtuna.jobs.calculate_trends import calculate_trends
 from virtuna.log import configure_logging, init_sentry
@@ -17,6 +21,9 @@ from virtuna.store import StoreLockedError, connect, one
 from virtuna.store.schema import applied_version
 from virtuna.store.trends import top_sounds
 from virtuna.store.videos import video_summary
+
+if TYPE_CHECKING:
+    from virtuna.engine.schema import PredictionResult
 
 DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
 DATA_SUFFIXES = {".json", ".jsonl", ".csv"}
@@ -104,7 +111,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     columns = ["sound_name", "trend_phase", "video_count", "total_views", "velocity_score"]
     print(_table(top[columns].to_dict("records"), columns))
+
+    with connect(db) as con:
+        baseline = compute_baseline(con)
+        (handle,) = one(
+            con,
+            "SELECT author_handle FROM scraped_videos WHERE author_handle IS NOT NULL "
+            "AND posted_at < $t GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+            {"t": trends.as_of},
+        )
+    path = save_baseline(baseline, baseline_path(db))
+    print(f"\ncalibration baseline over {baseline.video_count} videos written to {path}")
+    _print_prediction(
+        "Wait for it... the secret to crispy rice #cooking #fyp", str(handle), trends.as_of, db
+    )
     return 0
+
+
+def _print_prediction(text: str, handle: str, when: datetime, db: Path) -> None:
+    """One prediction as the demo shows it (LLMs only when their keys are set)."""
+    from virtuna.engine.pipeline import Engine
+
+    async def run() -> PredictionResult:
+        async with Engine(db_path=db) as engine:
+            return await engine.analyze(
+                {"content_text": text, "creator_handle": handle, "planned_post_time": when}
+            )
+
+    result = asyncio.run(run())
+    print(f"\nprediction for {text!r} by @{handle}, planned for {when:%Y-%m-%d %H:%M} UTC:")
+    print(
+        f"  overall {result.overall_score} ({result.confidence_label}, confidence "
+        f"{result.confidence}); rules {result.rule_score}, trends {result.trend_score}, "
+        f"gemini {result.gemini_score}, behavioural {result.behavioral_score}, "
+        f"ml {result.ml_score}"
+    )
+    weights = ", ".join(f"{k} {v}" for k, v in result.score_weights.items())
+    print(f"  weights: {weights}")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 `compute_baseline` measures share, comment, save and weighted-engagement rates (percentiles),
 the duration sweet spot and the top differentiators between viral and average videos over the
-scraped videos, and `save_baseline` writes them as JSON under data/. `load_baseline` reads the
-file through a pydantic schema; a missing or corrupt file gives a logged warning and
+scraped videos, and `save_baseline` writes them as JSON beside the store (data/ by default).
+`load_baseline` reads the file through a pydantic schema; a missing or corrupt file gives a
+logged warning and
 `FALLBACK_BASELINE`, whose values are in the same units (rates are fractions of views, never
 percentages), unlike the original's fallback that mixed 0-100 and 0-1 scales.
 """
@@ -17,12 +18,16 @@ import duckdb
 import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
-from virtuna.config import PROJECT_ROOT
 from virtuna.log import get_logger
 
 log = get_logger(__name__)
 
-DEFAULT_BASELINE_PATH = PROJECT_ROOT / "data" / "calibration-baseline.json"
+BASELINE_FILE = "calibration-baseline.json"
+
+
+def baseline_path(db_path: Path | str) -> Path:
+    """Where the baseline of a store lives: beside the store file (data/ by default)."""
+    return Path(db_path).with_name(BASELINE_FILE)
 
 
 class Percentiles(BaseModel):
@@ -156,9 +161,8 @@ def compute_baseline(con: duckdb.DuckDBPyConnection) -> CalibrationBaseline:
     )
 
 
-def load_baseline(path: Path | None = None) -> CalibrationBaseline:
+def load_baseline(path: Path) -> CalibrationBaseline:
     """The stored baseline, or the documented fallback (with a warning) if it cannot be read."""
-    path = path or DEFAULT_BASELINE_PATH
     try:
         return CalibrationBaseline.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -172,9 +176,8 @@ def load_baseline(path: Path | None = None) -> CalibrationBaseline:
     return FALLBACK_BASELINE
 
 
-def save_baseline(baseline: CalibrationBaseline, path: Path | None = None) -> Path:
+def save_baseline(baseline: CalibrationBaseline, path: Path) -> Path:
     """Write the baseline as JSON (the file load_baseline reads)."""
-    path = path or DEFAULT_BASELINE_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(baseline.model_dump_json(indent=2), encoding="utf-8")
     return path

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from virtuna.config import Settings, get_settings
 from virtuna.engine.aggregate import aggregate
-from virtuna.engine.baseline import CalibrationBaseline, load_baseline
+from virtuna.engine.baseline import CalibrationBaseline, baseline_path, load_baseline
 from virtuna.engine.calibrate import PlattParams, active_platt
 from virtuna.engine.creator import CreatorContext, creator_context
 from virtuna.engine.llm import LLMCallRecord, LLMReply, Providers
@@ -97,7 +97,7 @@ class Engine:
         self.settings = settings or get_settings()
         self.db_path = db_path if db_path is not None else self.settings.virtuna_db_path
         self.providers = providers or Providers.from_settings(self.settings)
-        self.baseline = baseline or load_baseline()
+        self.baseline = baseline or load_baseline(baseline_path(self.db_path))
         self._tier_signal = tier_signal
 
     async def aclose(self) -> None:

@@ -1,0 +1,37 @@
+"""House rules a linter cannot see: the engine logs only through structlog (OBS-05)."""
+
+from __future__ import annotations
+
+import ast
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "virtuna"
+
+
+def _modules(folder: str = "") -> list:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+def test_no_print_outside_the_cli() -> None:
+    offenders = []
+    for path in _modules():
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_engine_and_jobs_log_through_structlog_only() -> None:
+    offenders = []
+    for folder in ("engine", "jobs", "ingest", "service"):
+        for path in _modules(folder):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import) and any(a.name == "logging" for a in node.names):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+                if isinstance(node, ast.ImportFrom) and node.module == "logging":
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == [], "use virtuna.log.get_logger instead of the logging module"
