@@ -60,6 +60,20 @@ class NoTierModel:
         return None
 
 
+_loaded: dict[str, TierSignal] = {}  # model id -> signal (a model file is read once)
+
+
 def load_tier_signal(con: duckdb.DuckDBPyConnection) -> TierSignal:
-    """The active tier model's signal, or NoTierModel."""
-    return NoTierModel()
+    """The active tier model's signal, NoTierModel, or a signal that says why it is unusable."""
+    from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model
+    from virtuna.ml.signal import TierModelSignal, UnavailableSignal
+
+    model_id = active_model_id(con)
+    if model_id is None:
+        return NoTierModel()
+    if model_id not in _loaded:
+        try:
+            _loaded[model_id] = TierModelSignal(load_model(con, model_id))
+        except (ModelMismatchError, LookupError, OSError) as exc:
+            return UnavailableSignal(f"active tier model unusable: {exc}")
+    return _loaded[model_id]

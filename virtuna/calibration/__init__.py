@@ -1,0 +1,1 @@
+"""Calibration: expected calibration error, Platt scaling, audits of stored predictions."""

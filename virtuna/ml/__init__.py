@@ -1,0 +1,1 @@
+"""The tier model: point-in-time features, tier definitions, training, evaluation, registry."""
