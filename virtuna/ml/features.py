@@ -188,7 +188,7 @@ def build_features(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.Dat
     posted = pd.to_datetime(indexed["posted_at"])
     out["duration_seconds"] = indexed["duration_seconds"].astype(float)
     out["hour_utc"] = posted.dt.hour.astype(float)
-    out["weekday"] = posted.dt.weekday.astype(float)
+    out["weekday"] = posted.dt.day_of_week.astype(float)
     out["sound_original"] = indexed["sound_original"].astype(float)
     out["has_sound_key"] = indexed["sound_key"].notna().astype(float)
     return out.loc[:, list(FEATURE_NAMES)].astype(float)

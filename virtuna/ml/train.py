@@ -27,7 +27,7 @@ from imblearn.ensemble import BalancedRandomForestClassifier
 from imblearn.metrics import classification_report_imbalanced
 from scipy.optimize import minimize_scalar
 from scipy.stats import spearmanr
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -54,6 +54,25 @@ MODEL_KINDS: tuple[ModelKind, ...] = (
 SplitKind = Literal["stratified", "creator"]
 
 
+class EmptyColumnsToZero(TransformerMixin, BaseEstimator):
+    """Fill columns that were entirely missing at fit time with 0 (other NaN stay NaN).
+
+    HistGradientBoosting handles NaN natively but fails on a column with no value at all,
+    which happens when a source lacks a measure entirely (no follower counts, say).
+    """
+
+    def fit(self, x: Any, y: Any = None) -> EmptyColumnsToZero:
+        """Remember which columns have no value."""
+        self.empty_ = np.all(np.isnan(np.asarray(x, dtype=float)), axis=0)
+        return self
+
+    def transform(self, x: Any) -> np.ndarray:
+        """The data with the remembered empty columns set to 0."""
+        values = np.array(x, dtype=float, copy=True)
+        values[:, self.empty_] = 0.0
+        return values
+
+
 def make_model(kind: ModelKind, random_state: int = 0) -> BaseEstimator:
     """An unfitted classifier of the given kind."""
     if kind == "logistic":
@@ -63,8 +82,11 @@ def make_model(kind: ModelKind, random_state: int = 0) -> BaseEstimator:
             LogisticRegression(max_iter=2000, C=1.0),
         )
     if kind == "hist_gradient_boosting":
-        return HistGradientBoostingClassifier(
-            max_iter=400, learning_rate=0.05, l2_regularization=1.0, random_state=random_state
+        return make_pipeline(
+            EmptyColumnsToZero(),
+            HistGradientBoostingClassifier(
+                max_iter=400, learning_rate=0.05, l2_regularization=1.0, random_state=random_state
+            ),
         )
     if kind == "balanced_random_forest":
         return make_pipeline(
@@ -242,7 +264,7 @@ def train_and_evaluate(
 def _fit(model: BaseEstimator, x: pd.DataFrame, y: np.ndarray, kind: ModelKind) -> None:
     weights = sample_weights(y)
     if kind == "hist_gradient_boosting":
-        model.fit(x, y, sample_weight=weights)
+        model.fit(x, y, histgradientboostingclassifier__sample_weight=weights)
     elif kind == "logistic":
         model.fit(x, y, logisticregression__sample_weight=weights)
     else:  # the balanced forest balances by under-sampling, as in the paper

@@ -1,0 +1,259 @@
+"""Tier model (TEST-05): tiers, point-in-time features without leaks, training, registry, gate."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import make_item
+from virtuna.engine.creator import CreatorContext
+from virtuna.engine.ml import NoTierModel, load_tier_signal
+from virtuna.engine.normalize import normalize
+from virtuna.engine.schema import AnalysisInput
+from virtuna.ingest import store_batch
+from virtuna.ingest.tiktok_items import map_items
+from virtuna.jobs.retrain_ml import retrain_ml
+from virtuna.ml.features import FEATURE_NAMES, build_features, draft_row, training_rows
+from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model
+from virtuna.ml.tiers import MIDPOINTS, TierEdges, fit_edges, ml_score, outcome_measure
+from virtuna.ml.train import class_weights, make_split, train_and_evaluate
+from virtuna.store import connect
+
+T0 = datetime(2024, 1, 1)
+
+
+def _post(n: int, handle: str, days: float, views: int, text: str = "#dance tonight") -> dict:
+    posted = T0 + timedelta(days=days)
+    return make_item(
+        id=str(n),
+        text=text,
+        createTime=int(posted.replace(tzinfo=UTC).timestamp()),
+        playCount=views,
+        diggCount=views // 10,
+        commentCount=5,
+        shareCount=2,
+        authorMeta={"name": handle, "fans": 1000 + n, "heart": 10, "video": 5},
+        musicMeta={"musicId": f"s{n % 3}", "musicName": f"song {n % 3}", "musicOriginal": False},
+    )
+
+
+def _store(db: Path, items: list[dict]) -> None:
+    with connect(db) as con:
+        store_batch(
+            con,
+            map_items([json.dumps(i) for i in items], source="apify", source_ref="t"),
+            source="apify",
+            source_ref="t",
+        )
+
+
+def test_tiers_quintiles_and_labels() -> None:
+    values = pd.Series(np.arange(100, dtype=float))
+    edges = fit_edges(values, "views_quintile")
+    tiers = edges.assign(values)
+    assert np.bincount(tiers)[1:].tolist() == [20, 20, 20, 20, 20]
+    assert edges.assign(np.array([np.nan, -1.0, 1e9])).tolist() == [0, 1, 5]
+    with pytest.raises(ValueError, match="at least 5"):
+        fit_edges(pd.Series([1.0, 2.0]), "views_quintile")
+
+
+def test_engagement_tiers_follow_the_seed_percentiles() -> None:
+    frame = pd.DataFrame(
+        {"views": [100] * 100, "likes": range(100), "comments": [0] * 100, "shares": [0] * 100}
+    )
+    edges = fit_edges(outcome_measure(frame, "weighted_engagement"), "weighted_engagement")
+    counts = np.bincount(edges.assign(outcome_measure(frame, "weighted_engagement")))[1:]
+    assert counts.tolist() == [25, 25, 25, 15, 10]
+
+
+def test_ml_score_is_the_weighted_midpoint_and_stays_in_range() -> None:
+    assert ml_score(np.eye(5)).tolist() == MIDPOINTS.tolist()
+    uniform = ml_score(np.full((1, 5), 0.2))[0]
+    assert uniform == pytest.approx(MIDPOINTS.mean())
+    rng = np.random.default_rng(0)
+    random_probs = rng.dirichlet(np.ones(5), size=1000)
+    scores = ml_score(random_probs)
+    assert scores.min() >= 12.5 and scores.max() <= 90
+
+
+def test_features_use_only_earlier_posts_and_never_the_posts_own_outcome(db_path: Path) -> None:
+    _store(
+        db_path,
+        [
+            _post(1, "ana", 0, 100),
+            _post(2, "ana", 1, 300),
+            _post(3, "ana", 2, 900),
+            _post(4, "ben", 1.5, 50),
+        ],
+    )
+    with connect(db_path) as con:
+        rows = training_rows(con)
+        before = build_features(con, rows)
+        third = before.loc["tiktok:3"]
+        assert third["prior_posts"] == 2
+        assert third["prior_median_log_views"] == pytest.approx(np.median(np.log1p([100, 300])))
+        assert np.isnan(before.loc["tiktok:1", "prior_median_log_views"])  # NaN, not 0
+        con.execute(
+            "UPDATE scraped_videos SET views = views * 1000, likes = 1, shares = 7, "
+            "comments = 3, saves = 9 WHERE platform_video_id = '3'"
+        )
+        rows_after = training_rows(con)
+        after = build_features(con, rows_after)
+    assert rows_after.set_index("row_id").loc["tiktok:3", "views"] == 900_000
+    pd.testing.assert_series_equal(after.loc["tiktok:3"], before.loc["tiktok:3"])
+
+
+def test_the_same_video_gets_the_same_features_through_both_paths(db_path: Path) -> None:
+    items = [_post(i, "ana", i, 100 * (i + 1), text=f"Wait for it #dance #n{i}") for i in range(6)]
+    _store(db_path, items)
+    with connect(db_path) as con:
+        rows = training_rows(con)
+        trained = build_features(con, rows).loc["tiktok:5"]
+        video = rows.set_index("row_id").loc["tiktok:5"]
+        draft = draft_row(
+            con,
+            text=video["description"],
+            creator_handle="ana",
+            posted_at=video["posted_at"],
+            duration_seconds=video["duration_seconds"],
+        )
+        predicted = build_features(con, draft).iloc[0]
+    shared = [
+        f
+        for f in FEATURE_NAMES
+        if not f.startswith("sound_")
+        and f
+        not in (
+            "has_sound_key",
+            "sound_original",
+            "log_followers",
+            "log_hearts",
+            "log_videos",
+            "verified",
+        )
+    ]
+    pd.testing.assert_series_equal(trained[shared], predicted[shared], check_names=False)
+    # The draft knows the creator's profile from the store (the newest earlier post).
+    assert predicted["log_followers"] == pytest.approx(np.log1p(1004))
+
+
+def test_features_are_all_there_with_nan_for_unknowns(db_path: Path) -> None:
+    with connect(db_path) as con:
+        draft = draft_row(
+            con, text="Brand new creator, first post #hello", creator_handle=None, posted_at=T0
+        )
+        features = build_features(con, draft)
+    assert list(features.columns) == list(FEATURE_NAMES)
+    assert features["prior_posts"].iloc[0] == 0
+    assert np.isnan(features["log_followers"].iloc[0])
+    assert features["hashtag_count"].iloc[0] == 1
+
+
+def test_class_weights_are_inverse_frequency() -> None:
+    y = np.array([1] * 50 + [2] * 30 + [3] * 20)
+    weights = class_weights(y)
+    assert weights == pytest.approx({1: 100 / 150, 2: 100 / 90, 3: 100 / 60})
+
+
+def test_splits_keep_proportions_and_creators_apart() -> None:
+    rng = np.random.default_rng(0)
+    outcome = rng.normal(size=1000)
+    groups = np.repeat(np.arange(100), 10)
+    strat = make_split("stratified", outcome, groups)
+    assert len(strat.test) == 200 and len(np.intersect1d(strat.train, strat.test)) == 0
+    tiers = fit_edges(pd.Series(outcome), "views_quintile").assign(outcome)
+    assert np.bincount(tiers[strat.test])[1:].tolist() == [40, 40, 40, 40, 40]
+    grouped = make_split("creator", outcome, groups)
+    assert not set(groups[grouped.train]) & set(groups[grouped.test])
+    assert len(grouped.test) == 200
+
+
+def _learnable_store(db: Path, creators: int = 40, posts: int = 15) -> None:
+    """Synthetic mechanism data: each creator's views sit at their own level (a learnable
+    pattern through the history features)."""
+    rng = np.random.default_rng(1)
+    items = []
+    n = 0
+    for c in range(creators):
+        level = 10 ** rng.uniform(2, 6)
+        for p in range(posts):
+            n += 1
+            items.append(_post(n, f"c{c}", p + c / 100, int(level * rng.uniform(0.7, 1.3))))
+    _store(db, items)
+
+
+def test_training_reports_every_metric_on_held_out_rows(db_path: Path) -> None:
+    _learnable_store(db_path)
+    with connect(db_path) as con:
+        rows = training_rows(con)
+        features = build_features(con, rows)
+    log_views = np.log1p(rows["views"].to_numpy(dtype=float))
+    result = train_and_evaluate(
+        features,
+        log_views,
+        log_views,
+        rows["author_key"].to_numpy(),
+        kind="hist_gradient_boosting",
+        split="stratified",
+    )
+    metrics = result.metrics
+    assert metrics["rows"] == len(result.split.test) == 120
+    assert 0.5 < metrics["accuracy"] <= 1 and metrics["spearman_expected_tier_log_views"] > 0.8
+    assert np.array(metrics["confusion_matrix"]).sum() == 120
+    assert set(metrics["per_tier"]) == {1, 2, 3, 4, 5}
+    assert "pre" in metrics["report_imbalanced"]
+    assert 0 <= metrics["top_label_ece_15"] <= 1 and result.temperature > 0
+
+
+def test_retrain_promotes_keeps_and_refuses(db_path: Path) -> None:
+    _learnable_store(db_path)
+    first = retrain_ml(db_path=db_path, min_rows=100)
+    assert first.status == "promoted" and first.metrics["accuracy"] >= 0.6
+    with connect(db_path) as con:
+        assert active_model_id(con) == first.model_id
+    refused = retrain_ml(db_path=db_path, min_rows=100, gate=0.999)
+    assert refused.status == "refused" and "below the gate" in refused.reason
+    with connect(db_path) as con:
+        assert active_model_id(con) == first.model_id  # the serving model stays
+        statuses = dict(con.execute("SELECT id, status FROM models").fetchall())
+    assert statuses == {first.model_id: "promoted", refused.model_id: "refused"}
+    assert Path(db_path).with_name("models").joinpath(f"{first.model_id}.joblib").is_file()
+
+
+def test_too_few_rows_is_skipped_with_the_reason(db_path: Path) -> None:
+    _store(db_path, [_post(1, "ana", 0, 100)])
+    result = retrain_ml(db_path=db_path)
+    assert result.status == "skipped" and "at least 500" in result.reason
+
+
+def test_the_engine_uses_the_active_model_and_refuses_a_mismatched_one(db_path: Path) -> None:
+    with connect(db_path) as con:
+        assert isinstance(load_tier_signal(con), NoTierModel)
+    _learnable_store(db_path)
+    model_id = retrain_ml(db_path=db_path, min_rows=100).model_id
+    payload = normalize(
+        AnalysisInput(content_text="Wait for it #dance tonight", creator_handle="c3")
+    )
+    with connect(db_path) as con:
+        signal = load_tier_signal(con)
+        prediction = signal.predict(con, payload, CreatorContext("c3", True), T0 + timedelta(30))
+        assert prediction is not None and prediction.model_id == model_id
+        assert 12.5 <= prediction.score <= 90
+        assert sum(prediction.tier_probabilities) == pytest.approx(1, abs=1e-3)
+        card = json.loads(
+            con.execute("SELECT card FROM models WHERE id = ?", [model_id]).fetchall()[0][0]
+        )
+        card["features"] = card["features"][:-1]
+        con.execute("UPDATE models SET card = ? WHERE id = ?", [json.dumps(card), model_id])
+        with pytest.raises(ModelMismatchError, match="other features"):
+            load_model(con, model_id)
+
+
+def test_tier_edges_round_trip_through_the_card() -> None:
+    edges = TierEdges("views_quintile", (1.0, 2.0, 3.0, 4.0))
+    assert edges.assign(np.array([0.5, 1.0, 2.5, 4.5])).tolist() == [1, 2, 3, 5]
