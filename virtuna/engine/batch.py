@@ -9,23 +9,25 @@ draft in memory. The LLM signals are absent, so their weight is redistributed ex
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 from pydantic import ValidationError
 
 from virtuna.engine.aggregate import aggregate
 from virtuna.engine.calibrate import active_platt
 from virtuna.engine.creator import creator_context
-from virtuna.engine.ml import load_tier_signal
+from virtuna.engine.ml import MLPrediction, load_tier_signal
 from virtuna.engine.normalize import normalize
 from virtuna.engine.rules import load_active_rules, score_rules
-from virtuna.engine.schema import AnalysisInput, describe_errors
+from virtuna.engine.schema import AnalysisInput, ContentPayload, describe_errors
 from virtuna.engine.trends import TrendTables, load_trend_tables, score_trends
 from virtuna.store import connect, utcnow
+from virtuna.store.trends import snapshot_as_of
 
 OUTPUT_COLUMNS = (
     "overall_score",
@@ -33,14 +35,65 @@ OUTPUT_COLUMNS = (
     "confidence",
     "confidence_label",
     "is_calibrated",
+    "calibration_version",
     "rule_score",
     "trend_score",
     "ml_score",
     "matched_rules",
     "matched_sounds",
+    "rule_contributions",
     "weights",
     "error",
 )
+
+
+def score_payloads(
+    con: duckdb.DuckDBPyConnection,
+    payloads: Sequence[ContentPayload],
+    moments: Sequence[datetime],
+    ml: Sequence[MLPrediction | None],
+) -> list[dict[str, Any]]:
+    """Scores of normalised drafts, each as of its moment, with the given ML predictions."""
+    rules = load_active_rules(con)
+    platt = active_platt(con)
+    tables: dict[datetime | None, TrendTables | str] = {}
+    out = []
+    for payload, moment, prediction in zip(payloads, moments, ml, strict=True):
+        found = snapshot_as_of(con, moment)
+        key = found[0] if found else None
+        if key not in tables or isinstance(tables[key], str):
+            tables[key] = load_trend_tables(con, moment)
+        trends = score_trends(tables[key], payload.content_text, payload.hashtags)
+        rule_result = score_rules(payload.content_text, rules, None)
+        combined = aggregate(
+            {
+                "rules": rule_result.rule_score,
+                "trends": trends.trend_score if trends.available else None,
+                "ml": prediction.score if prediction else None,
+            },
+            matched_sounds=len(trends.matched_sounds),
+            matched_rules=len(rule_result.matched_names),
+            platt=platt,
+        )
+        out.append(
+            {
+                "overall_score": combined.overall_score,
+                "raw_score": combined.raw_score,
+                "confidence": combined.confidence,
+                "confidence_label": combined.confidence_label,
+                "is_calibrated": combined.is_calibrated,
+                "calibration_version": combined.calibration_version,
+                "rule_score": rule_result.rule_score,
+                "trend_score": trends.trend_score,
+                "ml_score": prediction.score if prediction else None,
+                "matched_rules": list(rule_result.matched_names),
+                "matched_sounds": [s["sound_name"] for s in trends.matched_sounds],
+                "rule_contributions": [c.as_dict() for c in rule_result.contributions],
+                "weights": combined.weights,
+                "error": None,
+            }
+        )
+    return out
 
 
 def score_batch(
@@ -60,55 +113,31 @@ def score_batch(
         else pd.DataFrame(list(drafts))
     )
     default_moment = as_of or utcnow()
-    rows: list[dict[str, Any]] = []
-    tables: dict[datetime, TrendTables | str] = {}
+    errors: dict[int, str] = {}
+    valid: list[tuple[int, ContentPayload, datetime]] = []
+    for position, record in enumerate(frame.to_dict("records")):
+        fields = {k: (None if _missing(v) else v) for k, v in record.items()}
+        fields = {k: v for k, v in fields.items() if k in AnalysisInput.model_fields}
+        try:
+            payload = normalize(AnalysisInput.model_validate(fields))
+        except ValidationError as exc:
+            errors[position] = describe_errors(exc)
+            continue
+        valid.append((position, payload, payload.planned_post_time or default_moment))
     with connect(db_path) as con:
-        rules = load_active_rules(con)
-        platt = active_platt(con)
         tier = load_tier_signal(con)
-        for record in frame.to_dict("records"):
-            fields = {k: v for k, v in record.items() if k in AnalysisInput.model_fields}
-            fields = {k: (None if _missing(v) else v) for k, v in fields.items()}
-            try:
-                payload = normalize(AnalysisInput.model_validate(fields))
-            except ValidationError as exc:
-                rows.append({"error": describe_errors(exc)})
-                continue
-            moment = payload.planned_post_time or default_moment
-            if moment not in tables:
-                tables[moment] = load_trend_tables(con, moment)
-            trends = score_trends(tables[moment], payload.content_text, payload.hashtags)
-            rules_result = score_rules(payload.content_text, rules, None)
-            ml = None
-            if tier.unavailable_reason is None:
-                creator = creator_context(con, payload.creator_handle, moment)
-                ml = tier.predict(con, payload, creator, moment)
-            combined = aggregate(
-                {
-                    "rules": rules_result.rule_score,
-                    "trends": trends.trend_score if trends.available else None,
-                    "ml": ml.score if ml else None,
-                },
-                matched_sounds=len(trends.matched_sounds),
-                matched_rules=len(rules_result.matched_names),
-                platt=platt,
-            )
-            rows.append(
-                {
-                    "overall_score": combined.overall_score,
-                    "raw_score": combined.raw_score,
-                    "confidence": combined.confidence,
-                    "confidence_label": combined.confidence_label,
-                    "is_calibrated": combined.is_calibrated,
-                    "rule_score": rules_result.rule_score,
-                    "trend_score": trends.trend_score,
-                    "ml_score": ml.score if ml else None,
-                    "matched_rules": list(rules_result.matched_names),
-                    "matched_sounds": [s["sound_name"] for s in trends.matched_sounds],
-                    "weights": combined.weights,
-                    "error": None,
-                }
-            )
+        predictions = [
+            tier.predict(con, payload, creator_context(con, payload.creator_handle, moment), moment)
+            if tier.unavailable_reason is None
+            else None
+            for _, payload, moment in valid
+        ]
+        scored = score_payloads(
+            con, [p for _, p, _ in valid], [m for _, _, m in valid], predictions
+        )
+    rows: list[dict[str, Any]] = [{"error": errors.get(i)} for i in range(len(frame))]
+    for (position, _, _), result in zip(valid, scored, strict=True):
+        rows[position] = result
     scores = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
     return pd.concat([frame, scores], axis=1)
 

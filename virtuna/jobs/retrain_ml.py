@@ -17,7 +17,14 @@ import numpy as np
 
 from virtuna.log import get_logger, stage
 from virtuna.ml.features import build_features, training_rows
-from virtuna.ml.registry import active_model_id, load_model, promote, refuse, save_model
+from virtuna.ml.registry import (
+    active_model_id,
+    data_hash,
+    load_model,
+    promote,
+    refuse,
+    save_model,
+)
 from virtuna.ml.tiers import TierScheme, outcome_measure
 from virtuna.ml.train import ModelKind, SplitKind, TrainResult, train_and_evaluate
 from virtuna.store import connect
@@ -106,6 +113,9 @@ def retrain_ml(
                     "split": result.split.describe(),
                     "sources": sorted(rows["source"].unique().tolist()),
                     "window": [str(rows["posted_at"].min()), str(rows["posted_at"].max())],
+                    "data_hash": data_hash(features),
+                    # The held-out rows: backtests replay only these, never rows it trained on.
+                    "test_row_ids": rows["row_id"].iloc[result.split.test].tolist(),
                 },
             )
             if accuracy < gate:

@@ -1,0 +1,123 @@
+"""validate-rules: learn each rule's weight from how often its direction was right.
+
+For every recent outcome (window default 30 days before `as_of`) and every rule the analysis
+evaluated (read from the stored `rule_contributions`, which the original never read), the rule
+"pointed up" when it earned more than half its points; it was right when the post then did at
+least as well as predicted (actual score >= the score it was served), or, pointing down,
+worse. The accuracy leans on the window's base rate (a window of mostly viral posts makes
+"pointing down" usually wrong), which the report's sample counts help read. Per
+rule with at least 10 samples: accuracy, smoothed with the stored accuracy by an EMA (alpha
+0.3), and weight = clamp(0.5 + 1.5 x accuracy, 0.5, 2.0).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from virtuna.jobs.calibration_audit import resolve_outcome_time
+from virtuna.log import get_logger, stage
+from virtuna.store import connect, run, transaction, utcnow
+
+log = get_logger(__name__)
+ALPHA = 0.3
+MIN_SAMPLES = 10
+
+
+@dataclass
+class RuleValidation:
+    """The per-rule report and what changed."""
+
+    as_of: datetime
+    outcomes: int
+    report: pd.DataFrame  # rule, samples, accuracy, ema accuracy, old weight, new weight, verdict
+    updated: int
+
+
+def validate_rules(
+    *,
+    as_of: datetime | str | None = None,
+    window_days: int = 30,
+    db_path: Path | str | None = None,
+    alpha: float = ALPHA,
+    min_samples: int = MIN_SAMPLES,
+) -> RuleValidation:
+    """The validate-rules job."""
+    moment = resolve_outcome_time(as_of, db_path)
+    with stage("validate-rules", window_days=window_days) as current, connect(db_path) as con:
+        rows = run(
+            con,
+            "SELECT a.rule_contributions, o.predicted_score, o.actual_score "
+            "FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
+            "WHERE o.deleted_at IS NULL AND o.actual_score IS NOT NULL "
+            "AND o.predicted_score IS NOT NULL "
+            "AND a.rule_contributions IS NOT NULL AND o.reported_at >= ? AND o.reported_at < ?",
+            [moment - timedelta(days=window_days), moment],
+        )
+        tally: dict[str, list[int]] = {}
+        for contributions, predicted, actual in rows:
+            went_up = float(actual) >= float(predicted)  # type: ignore[arg-type]
+            for c in json.loads(str(contributions)):
+                pointed_up = float(c["score"]) > 0.5 * float(c["max_score"])
+                tally.setdefault(str(c["rule_id"]), []).append(int(pointed_up == went_up))
+        library = {
+            str(r[0]): r[1:]
+            for r in run(
+                con, "SELECT id, name, weight, accuracy_rate, sample_count FROM rule_library"
+            )
+        }
+        report = []
+        updated = 0
+        with transaction(con):
+            for rule_id, hits in sorted(tally.items()):
+                if rule_id not in library:
+                    continue
+                name, weight, previous, _samples = library[rule_id]
+                accuracy = sum(hits) / len(hits)
+                row = {
+                    "rule": name,
+                    "samples": len(hits),
+                    "accuracy": round(accuracy, 4),
+                    "old_weight": float(weight),
+                }  # type: ignore[arg-type]
+                if len(hits) < min_samples:
+                    report.append(
+                        {
+                            **row,
+                            "ema_accuracy": None,
+                            "new_weight": float(weight),  # type: ignore[arg-type]
+                            "verdict": f"skipped (< {min_samples} samples)",
+                        }
+                    )
+                    continue
+                smoothed = (
+                    accuracy
+                    if previous is None
+                    else (
+                        alpha * accuracy + (1 - alpha) * float(previous)  # type: ignore[arg-type]
+                    )
+                )
+                new_weight = round(min(2.0, max(0.5, 0.5 + 1.5 * smoothed)), 2)
+                run(
+                    con,
+                    "UPDATE rule_library SET accuracy_rate = ?, weight = ?, "
+                    "sample_count = sample_count + ?, updated_at = ? WHERE id = ?",
+                    [smoothed, new_weight, len(hits), utcnow(), rule_id],
+                )
+                updated += 1
+                report.append(
+                    {
+                        **row,
+                        "ema_accuracy": round(smoothed, 4),
+                        "new_weight": new_weight,
+                        "verdict": "helps" if smoothed > 0.5 else "hurts",
+                    }
+                )
+        current.fields.update(outcomes=len(rows), rules_updated=updated)
+    frame = pd.DataFrame(report)
+    log.info("validate-rules", outcomes=len(rows), rules_updated=updated)
+    return RuleValidation(moment, len(rows), frame, updated)

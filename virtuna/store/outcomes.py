@@ -1,0 +1,110 @@
+"""outcomes: what a post actually did, one per analysis, owned by the analysis's user."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+from pydantic import BaseModel, Field, HttpUrl
+
+from virtuna.store.connection import run, utcnow
+
+
+class OutcomeConflictError(ValueError):
+    """The analysis already has an outcome."""
+
+
+class AnalysisNotFoundError(LookupError):
+    """No such analysis for this user (unknown, deleted, or someone else's)."""
+
+
+class OutcomeReport(BaseModel):
+    """A reported outcome (the body the service's POST /api/outcomes accepts)."""
+
+    analysis_id: str = Field(min_length=1)
+    actual_views: int | None = Field(None, ge=0)
+    actual_likes: int | None = Field(None, ge=0)
+    actual_shares: int | None = Field(None, ge=0)
+    actual_comments: int | None = Field(None, ge=0)
+    actual_engagement_rate: float | None = Field(None, ge=0, le=100)
+    actual_score: float | None = Field(None, ge=0, le=100)
+    platform: str = "tiktok"
+    platform_post_url: HttpUrl | None = None
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the store derives from the views when the reporter did not say."""
+
+    actual_score: float | None
+    actual_tier: int | None
+
+
+def record_outcome(
+    con: duckdb.DuckDBPyConnection,
+    report: OutcomeReport,
+    *,
+    user_id: str | None,
+    derived: Derived,
+    source: str = "user",
+    reported_at: datetime | None = None,
+) -> dict[str, object]:
+    """Store an outcome for an analysis the user owns; returns the stored row."""
+    rows = run(
+        con,
+        "SELECT overall_score, user_id FROM analysis_results WHERE id = ? AND deleted_at IS NULL",
+        [report.analysis_id],
+    )
+    if not rows or (user_id is not None and rows[0][1] != user_id):
+        raise AnalysisNotFoundError(f"no analysis {report.analysis_id} for this user")
+    predicted = float(rows[0][0])  # type: ignore[arg-type]
+    if run(con, "SELECT 1 FROM outcomes WHERE analysis_id = ?", [report.analysis_id]):
+        raise OutcomeConflictError(f"analysis {report.analysis_id} already has an outcome")
+    actual = report.actual_score if report.actual_score is not None else derived.actual_score
+    now = utcnow()
+    row = {
+        "id": str(uuid.uuid4()),
+        "analysis_id": report.analysis_id,
+        "user_id": user_id,
+        "actual_views": report.actual_views,
+        "actual_likes": report.actual_likes,
+        "actual_shares": report.actual_shares,
+        "actual_comments": report.actual_comments,
+        "actual_engagement_rate": report.actual_engagement_rate,
+        "actual_score": actual,
+        "actual_tier": derived.actual_tier,
+        "predicted_score": predicted,
+        "delta": None if actual is None else round(actual - predicted, 2),
+        "platform": report.platform,
+        "platform_post_url": str(report.platform_post_url) if report.platform_post_url else None,
+        "source": source,
+        "reported_at": reported_at or now,
+        "created_at": now,
+    }
+    columns = ", ".join(row)
+    run(
+        con,
+        f"INSERT INTO outcomes ({columns}) VALUES ({', '.join('?' for _ in row)})",
+        list(row.values()),
+    )
+    return row
+
+
+def outcome_pairs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[tuple[str, float, float, int | None, float | None]]:
+    """(analysis_id, raw score, overall score, actual tier, actual score) of reported posts."""
+    return run(  # type: ignore[return-value]
+        con,
+        "SELECT a.id, coalesce(a.raw_score, a.overall_score), a.overall_score, o.actual_tier, "
+        "o.actual_score FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
+        "WHERE o.deleted_at IS NULL AND a.deleted_at IS NULL "
+        "AND ($since IS NULL OR o.reported_at >= $since) "
+        "AND ($until IS NULL OR o.reported_at < $until) ORDER BY o.reported_at, a.id",
+        {"since": since, "until": until},
+    )
