@@ -2,8 +2,8 @@
 
 The map is p = sigmoid(a x s/100 + b) for a raw score s (0-100), the same form the aggregator
 applies (`virtuna.engine.calibrate.apply_platt`). The original fitted it by gradient steps of
-the wrong sign, which climbed the loss; here an unregularised logistic regression finds the
-maximum-likelihood a and b. A fit needs at least 50 outcomes, and is judged on held-out
+the wrong sign, which climbed the loss; here an unregularised (C = inf) logistic regression
+finds the maximum-likelihood a and b. A fit needs at least 50 outcomes, and is judged on held-out
 outcomes it never saw: it is activated only if it lowers their log-loss.
 """
 
@@ -35,7 +35,7 @@ def fit_platt(scores: np.ndarray, outcomes: np.ndarray) -> tuple[float, float]:
         raise NotEnoughOutcomesError(f"Platt scaling needs {MIN_OUTCOMES} outcomes, got {len(y)}")
     if len(np.unique(y)) < 2:
         raise NotEnoughOutcomesError("Platt scaling needs both outcomes (hits and misses)")
-    model = LogisticRegression(penalty=None, solver="lbfgs", max_iter=1000).fit(x, y)
+    model = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000).fit(x, y)
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 

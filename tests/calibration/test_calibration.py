@@ -1,0 +1,250 @@
+"""Calibration (TEST-06): ECE against a plain reference, Platt fits, outcomes, audit, rules."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from virtuna.calibration.ece import (
+    bootstrap_ece,
+    calibration_bins,
+    expected_calibration_error,
+    top_label_ece,
+)
+from virtuna.calibration.platt import (
+    NotEnoughOutcomesError,
+    audit_platt,
+    fit_platt,
+    platt_probability,
+)
+from virtuna.engine.calibrate import active_platt, apply_platt
+from virtuna.jobs.calibration_audit import calibration_audit
+from virtuna.jobs.validate_rules import validate_rules
+from virtuna.store import connect
+from virtuna.store.outcomes import (
+    AnalysisNotFoundError,
+    Derived,
+    OutcomeConflictError,
+    OutcomeReport,
+    record_outcome,
+)
+
+
+def reference_ece(y: list[float], p: list[float], bins: int = 10) -> float:
+    """ECE written plainly, one prediction at a time (the independent implementation)."""
+    totals = [[0, 0.0, 0.0] for _ in range(bins)]
+    for outcome, prob in zip(y, p, strict=True):
+        index = min(int(prob * bins), bins - 1)
+        totals[index][0] += 1
+        totals[index][1] += prob
+        totals[index][2] += outcome
+    return sum(n / len(p) * abs(sp / n - sy / n) for n, sp, sy in totals if n)
+
+
+def test_ece_agrees_with_the_plain_reference() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.random(5000)
+    y = (rng.random(5000) < p**2).astype(float)
+    assert expected_calibration_error(y, p) == pytest.approx(reference_ece(list(y), list(p)), 1e-12)
+
+
+def test_ece_edge_cases() -> None:
+    assert expected_calibration_error(np.array([1, 0, 1, 0]), np.array([1.0, 0.0, 1.0, 0.0])) == 0
+    assert expected_calibration_error(np.array([0, 1]), np.array([1.0, 0.0])) == 1.0
+    bins = calibration_bins(np.array([1.0]), np.array([1.0]))
+    assert bins.counts[-1] == 1  # p = 1.0 falls in the last bin
+    with pytest.raises(ValueError, match="no predictions"):
+        expected_calibration_error(np.array([]), np.array([]))
+
+
+def test_equal_mass_bins_hold_the_same_count_and_mce_is_the_worst_gap() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.random(1000)
+    y = (rng.random(1000) < p).astype(float)
+    bins = calibration_bins(y, p, 10, "mass")
+    assert set(bins.counts.tolist()) == {100.0}
+    gaps = np.abs(bins.mean_predicted - bins.mean_observed)
+    assert bins.mce == pytest.approx(gaps.max())
+
+
+def test_bootstrap_interval_contains_the_point_value() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.random(2000)
+    y = (rng.random(2000) < 0.5).astype(float)
+    point, low, high = bootstrap_ece(y, p, resamples=200)
+    assert low <= point <= high and high - low < 0.1
+
+
+def test_top_label_ece() -> None:
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    assert top_label_ece(np.array([0, 1, 1]), probs, np.array([0, 1]), n_bins=15) == (
+        pytest.approx((0.1 + 0.8 + 0.3) / 3)
+    )
+
+
+def test_platt_recovers_a_known_sigmoid() -> None:
+    rng = np.random.default_rng(7)
+    scores = rng.uniform(0, 100, 20000)
+    truth = platt_probability(scores, a=6.0, b=-4.0)
+    outcomes = (rng.random(20000) < truth).astype(int)
+    a, b = fit_platt(scores, outcomes)
+    assert a == pytest.approx(6.0, abs=0.3) and b == pytest.approx(-4.0, abs=0.2)
+
+
+def test_platt_on_calibrated_scores_stays_close_to_identity() -> None:
+    rng = np.random.default_rng(8)
+    scores = rng.uniform(0, 100, 20000)
+    outcomes = (rng.random(20000) < scores / 100).astype(int)
+    a, b = fit_platt(scores, outcomes)
+    mapped = platt_probability(np.linspace(0, 100, 101), a, b)
+    assert np.mean(np.abs(mapped - np.linspace(0, 1, 101))) < 0.04
+    assert 0.4 < platt_probability(np.array([50.0]), a, b)[0] < 0.6  # unlike the original's 99
+
+
+def test_platt_needs_enough_outcomes_of_both_kinds() -> None:
+    with pytest.raises(NotEnoughOutcomesError, match="50 outcomes"):
+        fit_platt(np.arange(49), np.ones(49))
+    with pytest.raises(NotEnoughOutcomesError, match="both outcomes"):
+        fit_platt(np.arange(60), np.ones(60))
+
+
+def test_audit_platt_judges_on_held_out_rows() -> None:
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(0, 60, 4000)  # under-confident: truth is higher
+    outcomes = (rng.random(4000) < np.clip(scores / 60, 0, 1)).astype(int)
+    audit, held = audit_platt(scores, outcomes)
+    assert audit.held_out == held.sum() and audit.fitted_on == (~held).sum()
+    assert audit.improves and audit.ece_after < audit.ece_before
+
+
+def _analysis(
+    con,
+    score: float,
+    *,
+    user: str | None = "u1",
+    contributions=None,
+    created: datetime | None = None,
+) -> str:
+    analysis_id = str(uuid.uuid4())
+    con.execute(
+        "INSERT INTO analysis_results (id, input_mode, overall_score, raw_score, confidence, "
+        "confidence_label, rule_contributions, user_id, created_at) VALUES "
+        "(?, 'text', ?, ?, 0.5, 'MEDIUM', ?, ?, ?)",
+        [
+            analysis_id,
+            score,
+            score,
+            json.dumps(contributions or []),
+            user,
+            created or datetime(2025, 1, 1),
+        ],
+    )
+    return analysis_id
+
+
+def test_outcomes_are_one_per_analysis_and_owned(db_path: Path) -> None:
+    with connect(db_path) as con:
+        mine = _analysis(con, 40.0)
+        row = record_outcome(
+            con,
+            OutcomeReport(analysis_id=mine, actual_views=1000),
+            user_id="u1",
+            derived=Derived(actual_score=55.0, actual_tier=3),
+        )
+        assert (row["actual_score"], row["predicted_score"], row["delta"]) == (55.0, 40.0, 15.0)
+        with pytest.raises(OutcomeConflictError):
+            record_outcome(
+                con, OutcomeReport(analysis_id=mine), user_id="u1", derived=Derived(None, None)
+            )
+        with pytest.raises(AnalysisNotFoundError):
+            record_outcome(
+                con,
+                OutcomeReport(analysis_id=_analysis(con, 10.0, user="u2")),
+                user_id="u1",
+                derived=Derived(None, None),
+            )
+    with pytest.raises(ValueError):
+        OutcomeReport(analysis_id=mine, actual_views=-1)
+
+
+def _outcome(con, analysis_id: str, tier: int, score: float, when: datetime) -> None:
+    con.execute(
+        "INSERT INTO outcomes (id, analysis_id, actual_tier, actual_score, predicted_score, "
+        "source, reported_at, created_at) SELECT ?, ?, ?, ?, overall_score, 'backtest', ?, ? "
+        "FROM analysis_results WHERE id = ?",
+        [str(uuid.uuid4()), analysis_id, tier, score, when, when, analysis_id],
+    )
+
+
+def test_audit_skips_below_fifty_outcomes(db_path: Path) -> None:
+    with connect(db_path) as con:
+        for i in range(10):
+            _outcome(con, _analysis(con, 50.0), 4, 80.0, datetime(2025, 1, 1) + timedelta(i))
+    result = calibration_audit(as_of="latest", db_path=db_path)
+    assert result.status == "skipped" and "at least 50" in (result.reason or "")
+
+
+def test_audit_fits_activates_and_predictions_become_calibrated(db_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    start = datetime(2025, 3, 1)
+    with connect(db_path) as con:
+        for i in range(400):
+            raw = float(rng.uniform(0, 100))
+            resonated = rng.random() < min(1.0, raw / 50)  # raw scores are far too low
+            _outcome(
+                con, _analysis(con, raw), 5 if resonated else 2, 50.0, start + timedelta(hours=i)
+            )
+        assert active_platt(con) is None
+    result = calibration_audit(as_of="latest", db_path=db_path, resamples=100)
+    assert result.status == "completed" and result.samples == 400
+    assert result.drift and result.ece is not None and result.ece > 0.15
+    assert result.platt is not None and result.activated
+    assert result.platt.ece_after < 0.05 < result.platt.ece_before
+    with connect(db_path) as con:
+        params = active_platt(con)
+    assert params is not None and params.version == result.platt_version
+    assert apply_platt(25.0, params) > 35.0  # the map lifts the too-low raw scores
+
+
+def test_validate_rules_learns_weights_from_contributions(db_path: Path) -> None:
+    up = {
+        "rule_id": "question-hook",
+        "rule_name": "Question Hook",
+        "tier": "regex",
+        "matched": True,
+        "score": 10.0,
+        "max_score": 10.0,
+        "weight": 1.0,
+    }
+    down = {**up, "matched": False, "score": 0.0}
+    when = datetime(2025, 3, 1)
+    with connect(db_path) as con:
+        for i in range(20):  # the hook fires and the post beats its prediction: right
+            _outcome(
+                con, _analysis(con, 40.0, contributions=[up]), 4, 80.0, when + timedelta(hours=i)
+            )
+        for i in range(5):  # silent and the post did worse: right too
+            _outcome(
+                con,
+                _analysis(con, 60.0, contributions=[down]),
+                1,
+                10.0,
+                when + timedelta(hours=30 + i),
+            )
+    result = validate_rules(as_of="latest", db_path=db_path)
+    row = result.report.set_index("rule").loc["Question Hook"]
+    assert (row["samples"], row["accuracy"], row["new_weight"]) == (25, 1.0, 2.0)
+    with connect(db_path) as con:
+        weight, accuracy, samples = con.execute(
+            "SELECT weight, accuracy_rate, sample_count FROM rule_library "
+            "WHERE id = 'question-hook'"
+        ).fetchall()[0]
+    assert (weight, accuracy, samples) == (2.0, 1.0, 25)
+    again = validate_rules(as_of=when + timedelta(hours=5), db_path=db_path, window_days=1)
+    assert again.outcomes == 5 and again.updated == 0  # fewer than 10 samples: left alone
+    assert again.report.loc[0, "verdict"] == "skipped (< 10 samples)"
