@@ -90,6 +90,7 @@ class _Server(ThreadingHTTPServer):
     """The HTTP server; keeps a reference to its FakeApify."""
 
     daemon_threads = True
+    request_queue_size = 256  # bursts of concurrent clients must queue, not be refused
     block_on_close = False
     fake: FakeApify
 

@@ -42,12 +42,20 @@ from virtuna.engine.schema import (
     PredictionResult,
     SuggestionOut,
 )
-from virtuna.engine.trends import TrendEnrichment, enrich_with_trends
+from virtuna.engine.trends import (
+    DEFAULT_MAX_AGE,
+    TrendEnrichment,
+    TrendTables,
+    load_trend_tables,
+    score_trends,
+)
 from virtuna.log import bind_request, get_logger, stage
 from virtuna.store import connect, transaction, utcnow
 from virtuna.store.analyses import LLMCallRow, save_analysis, save_llm_calls
+from virtuna.store.trends import snapshot_as_of
 
 ENGINE_VERSION = "3.0.0"
+RULES_TTL_S = 300.0
 T = TypeVar("T")
 log = get_logger(__name__)
 
@@ -99,6 +107,11 @@ class Engine:
         self.providers = providers or Providers.from_settings(self.settings)
         self.baseline = baseline or load_baseline(baseline_path(self.db_path))
         self._tier_signal = tier_signal
+        # Read-mostly store data, reused across requests: trend tables per snapshot (a new
+        # snapshot gets a new key), the rule library for RULES_TTL_S (validate-rules changes
+        # weights daily).
+        self._trend_tables: dict[tuple[datetime, int, bool] | None, TrendTables | str] = {}
+        self._rules_cache: tuple[float, list[Rule]] | None = None
 
     async def aclose(self) -> None:
         """Close the providers' HTTP connections."""
@@ -222,7 +235,7 @@ class Engine:
         context = StoreContext()
         with connect(self.db_path) as con:
             for name, label, read in (
-                ("rule_loading", "Rule library", lambda: load_active_rules(con)),
+                ("rule_loading", "Rule library", lambda: self._cached_rules(con)),
                 (
                     "creator_context",
                     "Creator context",
@@ -231,7 +244,7 @@ class Engine:
                 (
                     "trend_enrichment",
                     "Trend enrichment",
-                    lambda: enrich_with_trends(con, payload.content_text, payload.hashtags, moment),
+                    lambda: self._trends(con, payload, moment),
                 ),
                 ("calibration", "Calibration", lambda: active_platt(con)),
             ):
@@ -270,6 +283,20 @@ class Engine:
         if context.ml is None and context.ml_reason:
             run.warnings.append(f"ML signal unavailable: {context.ml_reason}")
         return context
+
+    def _cached_rules(self, con: Any) -> list[Rule]:
+        now = time.monotonic()
+        if self._rules_cache is None or now - self._rules_cache[0] > RULES_TTL_S:
+            self._rules_cache = (now, load_active_rules(con))
+        return self._rules_cache[1]
+
+    def _trends(self, con: Any, payload: ContentPayload, moment: datetime) -> TrendEnrichment:
+        found = snapshot_as_of(con, moment)
+        # A snapshot can be fresh for one moment and too old for another: key on both.
+        key = None if found is None else (*found, moment - found[0] > DEFAULT_MAX_AGE)
+        if key is None or key not in self._trend_tables:
+            self._trend_tables[key] = load_trend_tables(con, moment)
+        return score_trends(self._trend_tables[key], payload.content_text, payload.hashtags)
 
     async def _gemini(self, payload: ContentPayload, run: _Run) -> GeminiAnalysis | None:
         reply = await self.providers.gemini.analyze_content(payload, self.baseline)
