@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from virtuna.calibration.backtest import run_backtest
 from virtuna.config import PROJECT_ROOT, SettingsError, get_settings, settings_table
 from virtuna.engine.baseline import baseline_path, compute_baseline, save_baseline
 from virtuna.ingest import FORMATS, IngestError, IngestReport, ingest_file
-from virtuna.jobs.calculate_trends import calculate_trends
+from virtuna.jobs.runner import REPORTS_DIR
 from virtuna.log import configure_logging, init_sentry
 from virtuna.store import StoreLockedError, connect, one
 from virtuna.store.schema import applied_version
-from virtuna.store.trends import top_sounds
 from virtuna.store.videos import video_summary
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: store, ingest of the bundled real data, a summary, and trends."""
+    """The main job: ingest the bundled real data, run every job's notebook, predict once."""
     db = _db_path(args)
     raw_dir = Path(args.data_dir)
     files = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
@@ -100,32 +100,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(_table(summary, ["source", "videos", "first_post", "last_post", "creators", "sounds"]))
     print(f"\nrejected rows kept in ingest_rejects: {rejects}")
+    print(f"\njobs (executed notebooks and HTML under {args.reports_dir}):")
 
-    trends = calculate_trends("latest", 48, db_path=db)
-    with connect(db) as con:
-        top = top_sounds(con, trends.as_of, limit=5)
-    print(
-        f"\ntrending sounds as of the newest post ({trends.as_of:%Y-%m-%d %H:%M} UTC, "
-        f"48 h window, {trends.videos_in_window} posts): {trends.sounds} sounds, "
-        f"{trends.hashtags} hashtags"
-    )
-    columns = ["sound_name", "trend_phase", "video_count", "total_views", "velocity_score"]
-    print(_table(top[columns].to_dict("records"), columns))
+    # The bundled data is historical: the jobs run "as of" its newest post / outcome.
+    reports_dir = Path(args.reports_dir)
+    _run_step("calculate-trends", {"as_of": "latest"}, db, reports_dir)
+    for network_job in ("scrape-trending", "sync-whop", "refresh-competitors"):
+        _run_step(network_job, {}, db, reports_dir)
+    _run_step("retrain-ml", {}, db, reports_dir)
+    try:
+        backtest = run_backtest(db_path=db)
+        print(
+            f"  backtest: {backtest.analyses} held-out videos replayed with model "
+            f"{backtest.model_id}; {backtest.resonating_share:.0%} reached tier 4-5"
+        )
+    except LookupError as exc:
+        print(f"  backtest: skipped ({exc})")
+    for name in ("calibration-audit", "validate-rules"):
+        _run_step(name, {"as_of": "latest"}, db, reports_dir)
+    _run_step("model-health", {}, db, reports_dir)
 
     with connect(db) as con:
+        (newest,) = one(con, "SELECT max(posted_at) FROM scraped_videos")
         baseline = compute_baseline(con)
         (handle,) = one(
             con,
             "SELECT author_handle FROM scraped_videos WHERE author_handle IS NOT NULL "
-            "AND posted_at < $t GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
-            {"t": trends.as_of},
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
         )
     path = save_baseline(baseline, baseline_path(db))
     print(f"\ncalibration baseline over {baseline.video_count} videos written to {path}")
     _print_prediction(
-        "Wait for it... the secret to crispy rice #cooking #fyp", str(handle), trends.as_of, db
+        "Wait for it... the secret to crispy rice #cooking #fyp", str(handle), newest, db
     )
+    print(f"\nreports: {reports_dir / 'index.html'}")
     return 0
+
+
+def _run_step(name: str, parameters: dict[str, object], db: Path, reports_dir: Path) -> None:
+    """One job of the demo, run like any scheduled run, and its outcome on one line."""
+    from virtuna.jobs.runner import run_job
+
+    result = run_job(name, parameters, db_path=db, reports_dir=reports_dir)
+    detail = result.summary or result.error or ""
+    print(f"  {name}: {result.status}" + (f" - {detail}" if detail else ""))
 
 
 def _print_prediction(text: str, handle: str, when: datetime, db: Path) -> None:
@@ -185,6 +203,54 @@ def cmd_creators_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parameters(pairs: list[list[str]] | None) -> dict[str, object]:
+    """-p key value pairs; values read as YAML scalars (48 -> int, null -> None)."""
+    import yaml
+
+    return {key: yaml.safe_load(value) for key, value in (pairs or [])}
+
+
+def cmd_jobs_run(args: argparse.Namespace) -> int:
+    """Run one job (or report notebook) now; non-zero exit when it failed."""
+    from virtuna.jobs.runner import run_job
+
+    try:
+        result = run_job(args.name, _parameters(args.parameter), db_path=_db_path(args))
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from exc
+    print(f"{result.job}: {result.status}" + (f" ({result.summary})" if result.summary else ""))
+    if result.html:
+        print(f"report: {result.html}")
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+    return 0 if result.status in ("succeeded", "skipped") else 1
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """List, run what is due, serve, or print the schedule as a crontab."""
+    from virtuna.jobs import scheduler
+
+    if args.action == "list":
+        print(
+            _table(
+                scheduler.schedule_table(db_path=_db_path(args)),
+                ["job", "cron (UTC)", "next run", "last run", "last status", "network"],
+            )
+        )
+    elif args.action == "crontab":
+        print(scheduler.crontab())
+    elif args.action == "run-due":
+        runs = scheduler.run_due(db_path=_db_path(args))
+        for run in runs:
+            print(f"{run.job}: {run.status}")
+        if not runs:
+            print("nothing is due")
+        return 1 if any(r.status == "failed" for r in runs) else 0
+    else:
+        scheduler.serve(db_path=_db_path(args))
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """Show the settings in force (secrets hidden), or the README's table of them."""
     if args.markdown:
@@ -225,8 +291,27 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--wait", action="store_true", help="wait for the scrape and ingest it")
     add.set_defaults(func=cmd_creators_add)
 
+    jobs = sub.add_parser("jobs", help="run scheduled jobs by hand")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    run_cmd = jobs_sub.add_parser("run", help="run a job's notebook now")
+    run_cmd.add_argument("name", help="job or report name (see `virtuna schedule list`)")
+    run_cmd.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="override a notebook parameter (repeatable)",
+    )
+    run_cmd.set_defaults(func=cmd_jobs_run)
+
+    schedule = sub.add_parser("schedule", help="the job schedule")
+    schedule.add_argument("action", choices=["list", "run-due", "serve", "crontab"])
+    schedule.set_defaults(func=cmd_schedule)
+
     demo = sub.add_parser("demo", help="run the main job on the bundled real data")
     demo.add_argument("--data-dir", default=str(DEFAULT_RAW_DIR), help="folder of data files")
+    demo.add_argument("--reports-dir", default=str(REPORTS_DIR), help="where reports go")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -40,7 +40,7 @@ __all__ = [
 
 FILTERED = "[Filtered]"
 STAGE_LOGGER = "virtuna.stage"
-NOISY_LOGGERS = ("httpx", "httpcore", "asyncio", "urllib3", "filelock", "matplotlib")
+NOISY_LOGGERS = ("httpx", "httpcore", "asyncio", "urllib3", "filelock", "matplotlib", "traitlets")
 # uvicorn installs its own non-propagating handlers; we route them through ours instead.
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 # Secrets shorter than this are not searched for inside strings (they would match everywhere).
