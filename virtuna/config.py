@@ -167,6 +167,17 @@ class Settings(BaseSettings):
         json_schema_extra={"feature": "sync-whop"},
     )
 
+    whop_product_id_starter: str | None = Field(
+        None,
+        description="Whop product id of the starter tier (50 analyses a day).",
+        json_schema_extra={"feature": "sync-whop"},
+    )
+    whop_product_id_pro: str | None = Field(
+        None,
+        description="Whop product id of the pro tier (unlimited analyses).",
+        json_schema_extra={"feature": "sync-whop"},
+    )
+
     @field_validator("public_base_url", "gemini_base_url", "deepseek_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -158,9 +158,18 @@ def sync_whop(
     client: WhopClient | None = None,
     tiers_by_product: Mapping[str, str] | None = None,
 ) -> SyncResult:
-    """The sync-whop job; tiers_by_product maps Whop product ids to free/starter/pro."""
+    """The sync-whop job; tiers_by_product (default: from the settings) maps products to tiers."""
     settings = settings or get_settings()
-    tiers = _check_tiers(tiers_by_product or {})
+    if tiers_by_product is None:  # the products named in the settings
+        tiers_by_product = {
+            product: tier
+            for product, tier in (
+                (settings.whop_product_id_starter, "starter"),
+                (settings.whop_product_id_pro, "pro"),
+            )
+            if product
+        }
+    tiers = _check_tiers(tiers_by_product)
     with stage("sync-whop") as current:
         client = client or client_from_settings(settings)
         if client is None:
