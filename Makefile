@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format lock clean
+.PHONY: help setup demo test lint format lock clean notebooks
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -21,6 +21,10 @@ setup: $(STAMP) ## Create .venv and install the pinned dependencies
 
 demo: $(STAMP) ## Run the main job on the embedded DuckDB store (data/virtuna.duckdb)
 	$(BIN)/virtuna demo
+
+notebooks: $(STAMP) ## Run every notebook once (job notebooks and reports) into reports/
+	@for name in $$($(BIN)/python -c "from virtuna.jobs.schedule import load_schedule as l; s = l(); print(' '.join([*s.jobs, *s.reports]))"); do \
+		$(BIN)/virtuna jobs run $$name || exit 1; done
 
 test: $(STAMP) lint ## Lint, then run the test suite with coverage (fails below 80 %)
 	$(BIN)/python -m pytest --cov=virtuna --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
@@ -41,4 +45,5 @@ lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lockenv
 
 clean: ## Remove the venv, the store and generated reports
-	rm -rf $(VENV) data/virtuna.duckdb data/virtuna.duckdb.wal .pytest_cache .coverage
+	rm -rf $(VENV) data/virtuna.duckdb data/virtuna.duckdb.wal data/models \
+		data/calibration-baseline.json reports/*/ reports/index.html .pytest_cache .coverage

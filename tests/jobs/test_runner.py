@@ -1,0 +1,168 @@
+"""The schedule, the Papermill runner (ledger, locks, failures, index) and the scheduler."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from virtuna.cli import main
+from virtuna.jobs import scheduler
+from virtuna.jobs.runner import acquire_lock, due_jobs, release_lock, run_job
+from virtuna.jobs.schedule import Job, Schedule, load_schedule
+from virtuna.notebooks import NOTEBOOK_DIR
+from virtuna.store import connect, utcnow
+
+ORIGINAL_CRONS = {
+    "calculate-trends": "0 * * * *",
+    "scrape-trending": "0 */6 * * *",
+    "sync-whop": "0 */12 * * *",
+    "refresh-competitors": "0 6 * * *",
+    "validate-rules": "0 2 * * *",
+    "retrain-ml": "0 3 * * 1",
+    "calibration-audit": "0 4 1 * *",
+}
+
+
+def test_all_seven_jobs_are_scheduled_as_the_original() -> None:
+    schedule = load_schedule()
+    assert {name: job.cron for name, job in schedule.jobs.items()} == ORIGINAL_CRONS
+
+
+def test_every_entry_points_at_something_and_everything_has_an_entry() -> None:
+    schedule = load_schedule()
+    for job in [*schedule.jobs.values(), *schedule.reports.values()]:
+        assert (NOTEBOOK_DIR / f"{job.notebook}.ipynb").is_file(), job.name
+    for job in schedule.jobs.values():
+        assert callable(job.resolve_function()), job.name
+    named_notebooks = {j.notebook for j in [*schedule.jobs.values(), *schedule.reports.values()]}
+    assert {p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")} == named_notebooks
+    job_modules = {
+        p.stem for p in Path(importlib.import_module("virtuna.jobs").__path__[0]).glob("*.py")
+    } - {"__init__", "schedule", "runner", "scheduler"}
+    scheduled = {job.function.split(":")[0].rsplit(".", 1)[1] for job in schedule.jobs.values()}
+    assert job_modules == scheduled
+
+
+def _schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str) -> Schedule:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell("db_path = None\nmode = 'ok'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, notebooks / "probe.ipynb")
+    monkeypatch.setattr("virtuna.notebooks.NOTEBOOK_DIR", notebooks)
+    job = Job(name="probe", notebook="probe", cron="0 * * * *", timeout_s=60)
+    return Schedule({"probe": job}, {})
+
+
+PROBE = """
+from virtuna.jobs.runner import report_job_status
+if mode == "fail":
+    raise RuntimeError("the probe was told to fail")
+report_job_status("skipped" if mode == "skip" else "succeeded", f"mode {mode}")
+"""
+
+
+def test_a_failing_notebook_leaves_a_failed_run_its_notebook_and_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_path: Path
+) -> None:
+    schedule = _schedule(tmp_path, monkeypatch, PROBE)
+    reports = tmp_path / "reports"
+    result = run_job(
+        "probe", {"mode": "fail"}, db_path=db_path, schedule=schedule, reports_dir=reports
+    )
+    assert result.status == "failed" and "the probe was told to fail" in (result.error or "")
+    assert result.notebook is not None and result.notebook.is_file()
+    executed = nbformat.read(result.notebook, as_version=4)
+    assert any(
+        o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", [])
+    )
+    with connect(db_path) as con:
+        row = con.execute("SELECT status, error, output_notebook FROM job_runs").fetchall()[0]
+        assert con.execute("SELECT count(*) FROM job_locks").fetchall() == [(0,)]
+    assert row[0] == "failed" and "RuntimeError" in row[1] and row[2] == str(result.notebook)
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert "probe" in index and "failed" in index and "report</a>" in index
+
+
+def test_skipped_and_succeeded_runs_are_told_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_path: Path
+) -> None:
+    schedule = _schedule(tmp_path, monkeypatch, PROBE)
+    reports = tmp_path / "reports"
+    skipped = run_job(
+        "probe", {"mode": "skip"}, db_path=db_path, schedule=schedule, reports_dir=reports
+    )
+    done = run_job("probe", {}, db_path=db_path, schedule=schedule, reports_dir=reports)
+    assert (skipped.status, skipped.summary) == ("skipped", "mode skip")
+    assert done.status == "succeeded" and done.html is not None and done.html.is_file()
+
+
+def test_the_cli_exits_non_zero_when_a_job_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_path: Path, capsys
+) -> None:
+    schedule = _schedule(tmp_path, monkeypatch, PROBE)
+    monkeypatch.setattr("virtuna.jobs.runner.load_schedule", lambda: schedule)
+    monkeypatch.setattr("virtuna.jobs.runner.REPORTS_DIR", tmp_path / "reports")
+    assert main(["--db", str(db_path), "jobs", "run", "probe", "-p", "mode", "fail"]) == 1
+    assert "probe: failed" in capsys.readouterr().out
+    assert main(["--db", str(db_path), "jobs", "run", "nope"]) == 2
+
+
+def test_two_runs_of_one_job_never_overlap_and_a_dead_lock_expires(db_path: Path) -> None:
+    with connect(db_path) as con:
+        assert acquire_lock(con, "retrain-ml", "run-a", timedelta(minutes=5))
+        assert not acquire_lock(con, "retrain-ml", "run-b", timedelta(minutes=5))
+        release_lock(con, "retrain-ml", "run-b")  # not the holder: nothing happens
+        assert not acquire_lock(con, "retrain-ml", "run-b", timedelta(minutes=5))
+        release_lock(con, "retrain-ml", "run-a")
+        assert acquire_lock(con, "retrain-ml", "run-b", timedelta(seconds=-1))  # crashed run
+        assert acquire_lock(con, "retrain-ml", "run-c", timedelta(minutes=5))
+
+
+def test_a_locked_job_is_not_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_path: Path
+) -> None:
+    schedule = _schedule(tmp_path, monkeypatch, PROBE)
+    with connect(db_path) as con:
+        acquire_lock(con, "probe", "someone-else", timedelta(minutes=5))
+    result = run_job("probe", db_path=db_path, schedule=schedule, reports_dir=tmp_path / "r")
+    assert result.status == "locked"
+
+
+def test_run_due_catches_up_once_not_once_per_missed_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_path: Path
+) -> None:
+    schedule = _schedule(tmp_path, monkeypatch, PROBE)
+    now = utcnow()
+    with connect(db_path) as con:
+        assert [j.name for j in due_jobs(schedule, con, now)] == ["probe"]  # never ran
+        con.execute(
+            "INSERT INTO job_runs (id, job, status, started_at) VALUES "
+            "('old', 'probe', 'succeeded', ?)",
+            [now - timedelta(hours=5)],
+        )
+        assert [j.name for j in due_jobs(schedule, con, now)] == ["probe"]  # 5 slots missed
+    runs = scheduler.run_due(
+        db_path=db_path, now=now, schedule=schedule, reports_dir=tmp_path / "r"
+    )
+    assert [r.status for r in runs] == ["succeeded"]  # once
+    with connect(db_path) as con:
+        assert due_jobs(schedule, con, now) == []
+        assert [j.name for j in due_jobs(schedule, con, now + timedelta(hours=1))] == ["probe"]
+
+
+def test_schedule_list_and_crontab(db_path: Path) -> None:
+    table = scheduler.schedule_table(db_path=db_path, now=datetime(2026, 11, 29, 1, 0))
+    assert len(table) == 7
+    assert {r["job"]: r["next run"] for r in table}["retrain-ml"] == "2026-11-30 03:00"
+    lines = scheduler.crontab("virtuna").splitlines()
+    assert "CRON_TZ=UTC" in lines
+    assert "0 4 1 * * cd" in lines[-1] and lines[-1].endswith("virtuna jobs run calibration-audit")
