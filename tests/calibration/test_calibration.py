@@ -248,3 +248,30 @@ def test_validate_rules_learns_weights_from_contributions(db_path: Path) -> None
     again = validate_rules(as_of=when + timedelta(hours=5), db_path=db_path, window_days=1)
     assert again.outcomes == 5 and again.updated == 0  # fewer than 10 samples: left alone
     assert again.report.loc[0, "verdict"] == "skipped (< 10 samples)"
+
+
+def test_an_audit_of_one_sided_outcomes_is_not_activated(db_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    with connect(db_path) as con:
+        for i in range(300):  # 99 % resonated: a fit could only learn the base rate
+            tier = 5 if i % 100 else 2
+            _outcome(
+                con,
+                _analysis(con, float(rng.uniform(0, 100))),
+                tier,
+                80.0,
+                datetime(2025, 3, 1) + timedelta(hours=i),
+            )
+    result = calibration_audit(as_of="latest", db_path=db_path, resamples=50)
+    assert result.status == "completed" and not result.activated
+    assert "base rate" in (result.reason or "")
+    with connect(db_path) as con:
+        assert active_platt(con) is None
+        assert con.execute("SELECT count(*) FROM calibration_params").fetchall() == [(1,)]
+
+
+def test_jobs_on_a_store_without_outcomes_skip_with_the_reason(db_path: Path) -> None:
+    audit = calibration_audit(as_of="latest", db_path=db_path)
+    rules = validate_rules(as_of="latest", db_path=db_path)
+    assert (audit.status, rules.status) == ("skipped", "skipped")
+    assert "no outcomes" in (audit.reason or "") and "no outcomes" in (rules.reason or "")

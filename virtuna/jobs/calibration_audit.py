@@ -3,7 +3,8 @@
 Over the outcomes reported in the window (default the 90 days before `as_of`): ECE (10 equal-
 width bins) of the scores as served, with a bootstrap interval; a drift alert (warning log and
 a Sentry message) when it exceeds 0.15; then a Platt fit on half of the outcomes, judged on the
-other half (ECE and log-loss before and after), activated only if it lowers held-out log-loss.
+other half (ECE and log-loss before and after), activated only if it lowers held-out log-loss
+and the outcomes are not nearly all of one kind (then a fit only learns the base rate).
 Outcomes are "resonated" when the post reached tier 4 or 5. Below 50 outcomes: skipped.
 """
 
@@ -32,6 +33,7 @@ from virtuna.store.outcomes import outcome_pairs
 
 log = get_logger(__name__)
 DRIFT_THRESHOLD = 0.15
+MIN_BASE_RATE = 0.05
 
 
 @dataclass
@@ -54,8 +56,10 @@ class AuditResult:
     bins: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_outcome_time(as_of: datetime | str | None, db_path: Path | str | None) -> datetime:
-    """None: now; "latest": just after the newest reported outcome; else an ISO time."""
+def resolve_outcome_time(
+    as_of: datetime | str | None, db_path: Path | str | None
+) -> datetime | None:
+    """None: now; "latest": just after the newest outcome (None if there is none); ISO time."""
     if as_of is None:
         return utcnow()
     if isinstance(as_of, datetime):
@@ -63,9 +67,7 @@ def resolve_outcome_time(as_of: datetime | str | None, db_path: Path | str | Non
     if as_of == "latest":
         with connect(db_path) as con:
             (newest,) = one(con, "SELECT max(reported_at) FROM outcomes WHERE deleted_at IS NULL")
-        if newest is None:
-            raise ValueError("as_of='latest' needs outcomes; run a backtest or report some")
-        return newest + timedelta(seconds=1)  # type: ignore[operator]
+        return None if newest is None else newest + timedelta(seconds=1)  # type: ignore[operator]
     return datetime.fromisoformat(as_of)
 
 
@@ -79,6 +81,10 @@ def calibration_audit(
 ) -> AuditResult:
     """The calibration-audit job."""
     moment = resolve_outcome_time(as_of, db_path)
+    if moment is None:
+        reason = "no outcomes in the store yet (run a backtest or report outcomes)"
+        log.warning("calibration-audit skipped", reason=reason)
+        return AuditResult("skipped", reason=reason, window_days=window_days)
     since = moment - timedelta(days=window_days)
     with stage("calibration-audit", window_days=window_days) as current:
         with connect(db_path) as con:
@@ -113,15 +119,25 @@ def calibration_audit(
             "after": calibration_bins(resonated[held], calibrated),
         }
         result.platt = audit
-        result.activated = audit.improves
+        base_rate = float(resonated[held].mean())
+        # Outcomes that nearly all went one way teach only the base rate: every score would
+        # be mapped near it. Such a fit is stored for the record but not served.
+        degenerate = not MIN_BASE_RATE <= base_rate <= 1 - MIN_BASE_RATE
+        result.activated = audit.improves and not degenerate
+        if degenerate:
+            result.reason = (
+                f"{base_rate:.1%} of the held-out posts resonated: the fit would only learn "
+                "the base rate, so it is not activated (widen the window)"
+            )
+            log.warning("platt fit not activated", reason=result.reason)
         with connect(db_path) as con:
             result.platt_version = store_platt(
-                con, audit, window_start=since, window_end=moment, activate=audit.improves
+                con, audit, window_start=since, window_end=moment, activate=result.activated
             )
         current.fields.update(
             samples=len(pairs),
             ece=round(result.ece, 4),
             ece_after=round(audit.ece_after, 4),
-            activated=audit.improves,
+            activated=result.activated,
         )
     return result

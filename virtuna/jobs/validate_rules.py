@@ -2,10 +2,12 @@
 
 For every recent outcome (window default 30 days before `as_of`) and every rule the analysis
 evaluated (read from the stored `rule_contributions`, which the original never read), the rule
-"pointed up" when it earned more than half its points; it was right when the post then did at
-least as well as predicted (actual score >= the score it was served), or, pointing down,
-worse. The accuracy leans on the window's base rate (a window of mostly viral posts makes
-"pointing down" usually wrong), which the report's sample counts help read. Per
+"pointed up" when it earned more than half its points; it was right when the post then
+resonated (reached tier 4-5, the event the score is the probability of), or, pointing down,
+did not. Outcomes without a tier fall back to "actual score >= the score it was served". The
+accuracy leans on the window's base rate (in a window of mostly viral posts "pointing down"
+is usually wrong); the report shows the chance level next to it. `sample_count` is the number
+of outcomes behind the stored accuracy (this run's window), so re-running does not inflate it. Per
 rule with at least 10 samples: accuracy, smoothed with the stored accuracy by an EMA (alpha
 0.3), and weight = clamp(0.5 + 1.5 x accuracy, 0.5, 2.0).
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from virtuna.calibration.backtest import RESONATES_FROM_TIER
 from virtuna.jobs.calibration_audit import resolve_outcome_time
 from virtuna.log import get_logger, stage
 from virtuna.store import connect, run, transaction, utcnow
@@ -32,10 +35,12 @@ MIN_SAMPLES = 10
 class RuleValidation:
     """The per-rule report and what changed."""
 
-    as_of: datetime
+    as_of: datetime | None
     outcomes: int
     report: pd.DataFrame  # rule, samples, accuracy, ema accuracy, old weight, new weight, verdict
     updated: int
+    status: str = "completed"  # completed, skipped
+    reason: str | None = None
 
 
 def validate_rules(
@@ -48,10 +53,14 @@ def validate_rules(
 ) -> RuleValidation:
     """The validate-rules job."""
     moment = resolve_outcome_time(as_of, db_path)
+    if moment is None:
+        reason = "no outcomes in the store yet (run a backtest or report outcomes)"
+        log.warning("validate-rules skipped", reason=reason)
+        return RuleValidation(None, 0, pd.DataFrame(), 0, "skipped", reason)
     with stage("validate-rules", window_days=window_days) as current, connect(db_path) as con:
         rows = run(
             con,
-            "SELECT a.rule_contributions, o.predicted_score, o.actual_score "
+            "SELECT a.rule_contributions, o.predicted_score, o.actual_score, o.actual_tier "
             "FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
             "WHERE o.deleted_at IS NULL AND o.actual_score IS NOT NULL "
             "AND o.predicted_score IS NOT NULL "
@@ -59,11 +68,20 @@ def validate_rules(
             [moment - timedelta(days=window_days), moment],
         )
         tally: dict[str, list[int]] = {}
-        for contributions, predicted, actual in rows:
-            went_up = float(actual) >= float(predicted)  # type: ignore[arg-type]
+        pointed: dict[str, list[int]] = {}
+        ups = 0
+        for contributions, predicted, actual, tier in rows:
+            went_up = (
+                int(tier) >= RESONATES_FROM_TIER  # type: ignore[call-overload]
+                if tier is not None
+                else float(actual) >= float(predicted)  # type: ignore[arg-type]
+            )
             for c in json.loads(str(contributions)):
                 pointed_up = float(c["score"]) > 0.5 * float(c["max_score"])
                 tally.setdefault(str(c["rule_id"]), []).append(int(pointed_up == went_up))
+                pointed.setdefault(str(c["rule_id"]), []).append(int(pointed_up))
+            ups += int(went_up)
+        base_rate = ups / len(rows) if rows else 0.0
         library = {
             str(r[0]): r[1:]
             for r in run(
@@ -78,12 +96,17 @@ def validate_rules(
                     continue
                 name, weight, previous, _samples = library[rule_id]
                 accuracy = sum(hits) / len(hits)
+                up_share = sum(pointed[rule_id]) / len(hits)
+                # What a rule unrelated to the outcome would score, pointing up this often.
+                chance = up_share * base_rate + (1 - up_share) * (1 - base_rate)
                 row = {
                     "rule": name,
                     "samples": len(hits),
                     "accuracy": round(accuracy, 4),
-                    "old_weight": float(weight),
-                }  # type: ignore[arg-type]
+                    "chance_accuracy": round(chance, 4),
+                    "lift": round(accuracy - chance, 4),
+                    "old_weight": float(weight),  # type: ignore[arg-type]
+                }
                 if len(hits) < min_samples:
                     report.append(
                         {
@@ -105,7 +128,7 @@ def validate_rules(
                 run(
                     con,
                     "UPDATE rule_library SET accuracy_rate = ?, weight = ?, "
-                    "sample_count = sample_count + ?, updated_at = ? WHERE id = ?",
+                    "sample_count = ?, updated_at = ? WHERE id = ?",
                     [smoothed, new_weight, len(hits), utcnow(), rule_id],
                 )
                 updated += 1
