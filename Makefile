@@ -45,5 +45,5 @@ lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lockenv
 
 clean: ## Remove the venv, the store and generated reports
-	rm -rf $(VENV) data/virtuna.duckdb data/virtuna.duckdb.wal data/models \
+	rm -rf $(VENV) data/virtuna.duckdb data/virtuna.duckdb.wal data/virtuna-models \
 		data/calibration-baseline.json reports/*/ reports/index.html .pytest_cache .coverage

@@ -53,7 +53,6 @@ import multiprocessing
 import os
 import platform
 import re
-import resource
 import statistics
 import sys
 import threading
@@ -69,6 +68,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import rapidfuzz
+from machine import peak_rss_mib
 from pydantic import ValidationError
 
 from virtuna import predict
@@ -823,8 +823,7 @@ def main(argv: list[str] | None = None) -> int:
     _run_part("part 4", lambda: part_matching(setup, args.match, args.repeat))
     _remove_store()
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    peak_mib = peak_rss_mib()
     print()
     print(
         f"total {time.perf_counter() - started:.0f} s; peak RSS: {peak_mib:,.0f} MiB "

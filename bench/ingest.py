@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import re
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from machine import print_footer
 
 from virtuna.config import load_settings
 from virtuna.hashtags import extract_hashtags, normalize_hashtags
@@ -386,10 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_report([project, floor, naive, batched], project, floor, naive, batched)
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 1024
-    print()
-    print(f"peak RSS: {peak_mib:,.0f} MiB; cores: {os.cpu_count()}")
+    print_footer()
     return 0
 
 

@@ -17,6 +17,7 @@ def test_init_db_reports_the_schema_version(tmp_path: Path, capsys: pytest.Captu
     assert f"schema version {len(migrations())}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_ingests_a_data_folder_and_summarises(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -25,12 +26,27 @@ def test_demo_ingests_a_data_folder_and_summarises(
     shutil.copy(RAW / "tiktok_apify_2023_sample.jsonl", data)
     (data / "extra.jsonl").write_text(item_line(id="1") + "\n{oops\n", encoding="utf-8")
     (data / "PROVENANCE.md").write_text("not data", encoding="utf-8")
-    assert main(["--db", str(tmp_path / "s.duckdb"), "demo", "--data-dir", str(data)]) == 0
+    reports = tmp_path / "reports"
+    argv = [
+        "--db",
+        str(tmp_path / "s.duckdb"),
+        "demo",
+        "--data-dir",
+        str(data),
+        "--reports-dir",
+        str(reports),
+    ]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "tiktok_apify_2023_sample.jsonl  apify" in out
     assert "rejected rows kept in ingest_rejects: 1" in out
     summary = out.split("source ", 2)[-1]
     assert "193" in summary  # 192 real items + 1 good extra, one apify source
+    # Every job ran as a scheduled run would; with this little data the model is not trained.
+    assert "calculate-trends: succeeded" in out and "scrape-trending: skipped" in out
+    assert "retrain-ml: skipped" in out and "backtest: skipped" in out
+    assert "calibration-audit: skipped" in out and "model-health: succeeded" in out
+    assert (reports / "index.html").is_file() and "prediction for" in out
 
 
 def test_ingest_prints_counts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

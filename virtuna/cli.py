@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,8 +132,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     path = save_baseline(baseline, baseline_path(db))
     print(f"\ncalibration baseline over {baseline.video_count} videos written to {path}")
+    # A draft planned for an hour after the newest scraped post, so the trends are fresh.
     _print_prediction(
-        "Wait for it... the secret to crispy rice #cooking #fyp", str(handle), newest, db
+        "Wait for it... the secret to crispy rice #cooking #fyp",
+        str(handle),
+        newest + timedelta(hours=1),  # type: ignore[operator]
+        db,
     )
     print(f"\nreports: {reports_dir / 'index.html'}")
     return 0

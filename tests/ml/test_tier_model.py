@@ -19,7 +19,7 @@ from virtuna.ingest import store_batch
 from virtuna.ingest.tiktok_items import map_items
 from virtuna.jobs.retrain_ml import retrain_ml
 from virtuna.ml.features import FEATURE_NAMES, build_features, draft_row, training_rows
-from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model
+from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model, models_dir
 from virtuna.ml.tiers import MIDPOINTS, TierEdges, fit_edges, ml_score, outcome_measure
 from virtuna.ml.train import class_weights, make_split, train_and_evaluate
 from virtuna.store import connect
@@ -216,13 +216,20 @@ def test_retrain_promotes_keeps_and_refuses(db_path: Path) -> None:
     assert first.status == "promoted" and first.metrics["accuracy"] >= 0.6
     with connect(db_path) as con:
         assert active_model_id(con) == first.model_id
+    unchanged = retrain_ml(db_path=db_path, min_rows=100)
+    assert unchanged.status == "refused" and "has not changed" in unchanged.reason
+    _store(db_path, [_post(9000 + i, "newcomer", i, 500) for i in range(5)])  # new data
     refused = retrain_ml(db_path=db_path, min_rows=100, gate=0.999)
     assert refused.status == "refused" and "below the gate" in refused.reason
     with connect(db_path) as con:
         assert active_model_id(con) == first.model_id  # the serving model stays
         statuses = dict(con.execute("SELECT id, status FROM models").fetchall())
-    assert statuses == {first.model_id: "promoted", refused.model_id: "refused"}
-    assert Path(db_path).with_name("models").joinpath(f"{first.model_id}.joblib").is_file()
+    assert statuses == {
+        first.model_id: "promoted",
+        unchanged.model_id: "refused",
+        refused.model_id: "refused",
+    }
+    assert models_dir(db_path).joinpath(f"{first.model_id}.joblib").is_file()
 
 
 def test_too_few_rows_is_skipped_with_the_reason(db_path: Path) -> None:

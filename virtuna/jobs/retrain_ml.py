@@ -89,9 +89,11 @@ def retrain_ml(
         with connect(db) as con:
             active_id = active_model_id(con)
             active_accuracy = None
+            active_hash = None
             if active_id is not None:
                 try:
                     active = load_model(con, active_id)
+                    active_hash = active.card["training"].get("data_hash")
                     test = result.split.test
                     labels = result.edges.assign(outcome[test])
                     probs = active.predict_proba(features.iloc[test])
@@ -118,7 +120,11 @@ def retrain_ml(
                     "test_row_ids": rows["row_id"].iloc[result.split.test].tolist(),
                 },
             )
-            if accuracy < gate:
+            if active_hash is not None and active_hash == data_hash(features):
+                reason = "the training data has not changed since the active model was trained"
+                refuse(con, model_id, reason)
+                status = "refused"
+            elif accuracy < gate:
                 reason = f"held-out accuracy {accuracy:.3f} is below the gate {gate:.2f}"
                 refuse(con, model_id, reason)
                 status = "refused"

@@ -4,7 +4,7 @@ A card records the features (names, in order), the tier scheme and edges, the da
 row count, a hash of the training data, the metrics, the library versions and when it was
 trained. Loading checks the card against the feature builder: a model trained on other
 features is refused (ML unavailable, with the reason) instead of silently fed wrong inputs.
-Models live beside the store, in `models/` (data/models/ by default); none is ever deleted.
+Models live beside the store (data/virtuna-models/ by default); none is ever deleted.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ class RegisteredModel:
 
 
 def models_dir(db_path: Path | str) -> Path:
-    """Where a store's models live."""
-    return Path(db_path).with_name("models")
+    """Where a store's models live: beside it, named after it (data/virtuna-models/)."""
+    path = Path(db_path)
+    return path.with_name(f"{path.stem}-models")
 
 
 def data_hash(frame: pd.DataFrame) -> str:

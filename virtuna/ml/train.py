@@ -126,7 +126,7 @@ class Split:
     def describe(self) -> str:
         """The split method in words."""
         if self.kind == "stratified":
-            return "stratified by tier, 80/20, seed 0"
+            return "stratified by view quintile, 80/20, seed 0"
         return "grouped by creator (no creator in both parts), 80/20 of creators, seed 0"
 
 
