@@ -5,8 +5,9 @@ evaluated (read from the stored `rule_contributions`, which the original never r
 "pointed up" when it earned more than half its points; it was right when the post then
 resonated (reached tier 4-5, the event the score is the probability of), or, pointing down,
 did not. Outcomes without a tier fall back to "actual score >= the score it was served". The
-accuracy leans on the window's base rate (in a window of mostly viral posts "pointing down"
-is usually wrong); the report shows the chance level next to it. `sample_count` is the number
+accuracy is balanced (averaged over posts that resonated and posts that did not), so a rule
+that merely agrees with the window's majority scores 0.5, not the majority's share; the
+report shows the chance level and the lift above it. `sample_count` is the number
 of outcomes behind the stored accuracy (this run's window), so re-running does not inflate it. Per
 rule with at least 10 samples: accuracy, smoothed with the stored accuracy by an EMA (alpha
 0.3), and weight = clamp(0.5 + 1.5 x accuracy, 0.5, 2.0).
@@ -29,6 +30,31 @@ from virtuna.store import connect, run, transaction, utcnow
 log = get_logger(__name__)
 ALPHA = 0.3
 MIN_SAMPLES = 10
+
+
+NEUTRAL_BAND = 0.02  # balanced accuracy within 0.5 +- this says nothing either way
+
+
+def _verdict(accuracy: float) -> str:
+    """helps, hurts, or no signal (within NEUTRAL_BAND of chance)."""
+    if accuracy > 0.5 + NEUTRAL_BAND:
+        return "helps"
+    if accuracy < 0.5 - NEUTRAL_BAND:
+        return "hurts"
+    return "no signal"
+
+
+def _balanced(hits: list[int], went_up: list[int]) -> float:
+    """Direction accuracy averaged over posts that did and did not resonate (chance = 0.5).
+
+    Plain accuracy rewards a rule for agreeing with the window's majority: in a window where 60 %
+    of posts did not resonate, a rule that almost never fires is "right" 60 % of the time.
+    """
+    up = [h for h, u in zip(hits, went_up, strict=True) if u]
+    down = [h for h, u in zip(hits, went_up, strict=True) if not u]
+    if not up or not down:
+        return sum(hits) / len(hits)
+    return (sum(up) / len(up) + sum(down) / len(down)) / 2
 
 
 @dataclass
@@ -69,6 +95,7 @@ def validate_rules(
         )
         tally: dict[str, list[int]] = {}
         pointed: dict[str, list[int]] = {}
+        outcomes: dict[str, list[int]] = {}
         ups = 0
         for contributions, predicted, actual, tier in rows:
             went_up = (
@@ -80,6 +107,7 @@ def validate_rules(
                 pointed_up = float(c["score"]) > 0.5 * float(c["max_score"])
                 tally.setdefault(str(c["rule_id"]), []).append(int(pointed_up == went_up))
                 pointed.setdefault(str(c["rule_id"]), []).append(int(pointed_up))
+                outcomes.setdefault(str(c["rule_id"]), []).append(int(went_up))
             ups += int(went_up)
         base_rate = ups / len(rows) if rows else 0.0
         library = {
@@ -95,10 +123,14 @@ def validate_rules(
                 if rule_id not in library:
                     continue
                 name, weight, previous, _samples = library[rule_id]
-                accuracy = sum(hits) / len(hits)
+                accuracy = _balanced(hits, outcomes[rule_id])
                 up_share = sum(pointed[rule_id]) / len(hits)
-                # What a rule unrelated to the outcome would score, pointing up this often.
-                chance = up_share * base_rate + (1 - up_share) * (1 - base_rate)
+                # What a rule unrelated to the outcome scores: 0.5 balanced, or the majority
+                # share when the window's posts all went one way.
+                one_sided = base_rate in (0.0, 1.0)
+                chance = (
+                    up_share * base_rate + (1 - up_share) * (1 - base_rate) if one_sided else 0.5
+                )
                 row = {
                     "rule": name,
                     "samples": len(hits),
@@ -137,7 +169,7 @@ def validate_rules(
                         **row,
                         "ema_accuracy": round(smoothed, 4),
                         "new_weight": new_weight,
-                        "verdict": "helps" if smoothed > 0.5 else "hurts",
+                        "verdict": _verdict(smoothed),
                     }
                 )
         current.fields.update(outcomes=len(rows), rules_updated=updated)
