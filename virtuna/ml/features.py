@@ -1,10 +1,13 @@
 """Point-in-time features: ONE builder for training rows and for predictions.
 
-A row is a post "about to be published" at `posted_at` by `author_key`. Every feature uses
-only what existed before that moment: the author's EARLIER posts (strictly before), the
-sound's and hashtags' use in the 7 days before the post's day, the caption, duration, hour and
-weekday, the profile counts. No feature reads the post's own views, likes, shares, comments or
-saves (tests change them and check that nothing moves). A missing value is NaN, never a
+A row is a post "about to be published" at `posted_at` by `author_key`. The features use what
+existed before that moment: the author's EARLIER posts (strictly before), the sound's and
+hashtags' use in the 7 days before the post's day, the caption, duration, hour and weekday. No
+feature reads the post's own views, likes, shares, comments or saves (tests change them and
+check that nothing moves). One exception the data forces: the profile counts (followers,
+hearts, videos) and earlier posts' views are as they were when the data was SCRAPED, after
+the post (a creator's hearts include the post's own likes); the stores keep no history of
+them. The diagnosis notebook shows how much this matters. A missing value is NaN, never a
 placeholder: the models handle NaN (natively or by imputation inside their pipeline).
 
 Training rows are scraped videos (`training_rows`); a prediction is a draft plus the store now
@@ -191,7 +194,9 @@ def build_features(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.Dat
     out["weekday"] = posted.dt.day_of_week.astype(float)
     out["sound_original"] = indexed["sound_original"].astype(float)
     out["has_sound_key"] = indexed["sound_key"].notna().astype(float)
-    return out.loc[:, list(FEATURE_NAMES)].astype(float)
+    # Rounded: DuckDB may sum in a different order from run to run, and a last-bit difference
+    # would change early stopping and so the model.
+    return out.loc[:, list(FEATURE_NAMES)].astype(float).round(9)
 
 
 def _is_list(value: Any) -> bool:
