@@ -85,10 +85,11 @@ def run_job(
     parameters: dict[str, Any] | None = None,
     *,
     db_path: Path | str | None = None,
-    reports_dir: Path = REPORTS_DIR,
+    reports_dir: Path | None = None,
     schedule: Schedule | None = None,
 ) -> JobRun:
-    """Run one job or report now."""
+    """Run one job or report now (reports under reports/ unless told otherwise)."""
+    reports_dir = reports_dir if reports_dir is not None else REPORTS_DIR
     job = (schedule or load_schedule()).get(name)
     db = Path(db_path if db_path is not None else get_settings().virtuna_db_path).resolve()
     values = {**job.parameters, **(parameters or {}), "db_path": str(db)}
@@ -184,7 +185,7 @@ def due_jobs(schedule: Schedule, con: duckdb.DuckDBPyConnection, now: datetime) 
     return due
 
 
-def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path = REPORTS_DIR) -> Path:
+def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path) -> Path:
     """reports/index.html: every run, newest first, with a link to its HTML report."""
     rows = run(
         con,

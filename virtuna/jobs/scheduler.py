@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from virtuna.config import PROJECT_ROOT
-from virtuna.jobs.runner import REPORTS_DIR, JobRun, due_jobs, last_runs, run_job
+from virtuna.jobs.runner import JobRun, due_jobs, last_runs, run_job
 from virtuna.jobs.schedule import Schedule, load_schedule
 from virtuna.log import get_logger
 from virtuna.store import connect, utcnow
@@ -25,7 +25,7 @@ def run_due(
     db_path: Path | str | None = None,
     now: datetime | None = None,
     schedule: Schedule | None = None,
-    reports_dir: Path = REPORTS_DIR,
+    reports_dir: Path | None = None,
 ) -> list[JobRun]:
     """Run every job that is due now, one after another."""
     schedule = schedule or load_schedule()
