@@ -10,10 +10,10 @@ to a fresh file-backed DuckDB database on the same disk, so their rows/s are com
   bulk upsert into `scraped_videos` (raw item kept as JSON). This is what is being measured.
 - duckdb read_json_auto: `CREATE TABLE t AS SELECT * FROM read_json_auto(...)`. DuckDB's own
   JSON reader with no mapping, no validation and no upsert: the floor, roughly the best any
-  ingest built on DuckDB could do. The issue's target is that the project is at most 3x
+  ingest built on DuckDB could do. The target is that the project is at most 3x
   slower than this.
 - row-at-a-time: the naive way -- `json.loads` each line, pull the same fields in Python and
-  run one parameterised INSERT per row into a freshly migrated store. The issue's target is
+  run one parameterised INSERT per row into a freshly migrated store. The target is
   that the project is at least 50x faster. The baseline is given every benefit of the doubt:
   no validation or reject bookkeeping, and the store created and migrated before the clock
   starts. It runs twice on the first `--baseline-rows` items only, since it is slow: each row
@@ -319,7 +319,7 @@ def _verdict(ok: bool) -> str:
 def print_report(
     results: list[Result], project: Result, floor: Result, naive: Result, batched: Result
 ) -> None:
-    """The table of methods, then the ratios against the issue's targets."""
+    """The table of methods, then the ratios against the targets."""
     print()
     print(f"{'method':<26}{'rows':>10}{'seconds':>11}{'rows/s':>13}")
     print("-" * 60)

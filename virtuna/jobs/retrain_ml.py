@@ -1,6 +1,6 @@
 """retrain-ml: rebuild the training set from scraped_videos, train, evaluate, gate, promote.
 
-A new model is promoted only if its held-out accuracy is at least 0.60 (the seed's gate) AND
+A new model is promoted only if its held-out accuracy is at least 0.60 (the requirements' gate) AND
 it is not worse than the active model on the same held-out rows, labelled by the new tier
 edges. The active model may have trained on some of those rows, which favours it: a
 conservative comparison. A refused model stays registered with the reason; the serving model

@@ -1,7 +1,7 @@
 """Tier targets: a documented function of a video's outcome, five tiers from 1 (low) to 5.
 
 - `views_quintile` (default): quintiles of log views over the training population.
-- `weighted_engagement`: the seed's tiers on (likes + 2 comments + 3 shares) / views with
+- `weighted_engagement`: the requirements' tiers on (likes + 2 comments + 3 shares) / views with
   edges at its p25 / p50 / p75 / p90 (shares 25/25/25/15/10 %).
 - `creator_relative`: views against the creator's own median of EARLIER posts, by the ratio's
   quintiles (a creator's first post has no earlier median and no tier).
