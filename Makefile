@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format lock clean notebooks
+.PHONY: help setup demo test lint format lock clean notebooks serve
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ setup: $(STAMP) ## Create .venv and install the pinned dependencies
 
 demo: $(STAMP) ## Run the main job on the embedded DuckDB store (data/virtuna.duckdb)
 	$(BIN)/virtuna demo
+
+serve: $(STAMP) ## Run the HTTP service on 127.0.0.1:8000 (webhooks, analyze, outcomes, admin)
+	$(BIN)/virtuna serve
 
 notebooks: $(STAMP) ## Run every notebook once (job notebooks and reports) into reports/
 	@for name in $$($(BIN)/python -c "from virtuna.jobs.schedule import load_schedule as l; s = l(); print(' '.join([*s.jobs, *s.reports]))"); do \

@@ -209,6 +209,22 @@ def cmd_creators_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_create(args: argparse.Namespace) -> int:
+    """Create a user and print their API key, the only time it is shown."""
+    import duckdb
+
+    from virtuna.store.users import create_user
+
+    try:
+        with connect(_db_path(args)) as con:
+            user_id, key = create_user(con, args.name, args.tier)
+    except (ValueError, duckdb.ConstraintException) as exc:
+        raise CliError(f"could not create user {args.name!r}: {exc}") from exc
+    print(f"user {args.name} ({args.tier}): {user_id}")
+    print(f"API key (shown once, store it now): {key}")
+    return 0
+
+
 def _parameters(pairs: list[list[str]] | None) -> dict[str, object]:
     """-p key value pairs; values read as YAML scalars (48 -> int, null -> None)."""
     import yaml
@@ -296,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("handle", help="TikTok handle, with or without @")
     add.add_argument("--wait", action="store_true", help="wait for the scrape and ingest it")
     add.set_defaults(func=cmd_creators_add)
+
+    users = sub.add_parser("users", help="API users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    create = users_sub.add_parser("create", help="create a user and print their API key once")
+    create.add_argument("name", help="unique user name")
+    create.add_argument("--tier", choices=["free", "starter", "pro"], default="free")
+    create.set_defaults(func=cmd_users_create)
 
     jobs = sub.add_parser("jobs", help="run scheduled jobs by hand")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)

@@ -1,0 +1,193 @@
+"""Admin routes (Bearer ADMIN_TOKEN): LLM costs, calibration report, jobs; and the profile."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from virtuna.calibration.ece import calibration_bins
+from virtuna.ingest.profiles import request_profile_scrape_in_background
+from virtuna.jobs.runner import run_job
+from virtuna.jobs.schedule import Schedule, load_schedule
+from virtuna.log import bind_request, get_logger
+from virtuna.service.auth import CurrentUser, require_admin
+from virtuna.store import connect, run, utcnow
+from virtuna.store.creators import normalize_handle
+from virtuna.store.outcomes import outcome_pairs
+from virtuna.store.users import set_creator_handle
+
+router = APIRouter()
+log = get_logger(__name__)
+
+MIN_OUTCOMES = 10
+N_BINS = 10
+RESONATED_TIER = 4
+JOB_RUN_COLUMNS = (
+    "id, job, status, parameters, output_notebook, output_html, error, started_at, "
+    "finished_at, duration_ms"
+)
+
+
+def parse_days(raw: str | None, default: int = 30) -> int:
+    """The `days` query parameter: 1 to 365; 400 otherwise."""
+    if raw is None:
+        return default
+    try:
+        days = int(raw)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 365:
+        raise HTTPException(400, "days must be a whole number from 1 to 365")
+    return days
+
+
+def _nan_to_none(values: np.ndarray) -> list[float | None]:
+    return [None if math.isnan(v) else round(float(v), 6) for v in values]
+
+
+@router.get("/api/admin/costs", dependencies=[Depends(require_admin)])
+def costs(request: Request, days: str | None = None) -> dict[str, Any]:
+    """LLM cost per UTC day and model over the last `days` days (exact cents, as strings)."""
+    window = parse_days(days)
+    since = (utcnow() - timedelta(days=window - 1)).date()
+    with connect(request.app.state.db_path) as con:
+        rows = run(
+            con,
+            "SELECT CAST(created_at AS DATE) AS day, model, count(*), sum(cost_cents) "
+            "FROM llm_calls WHERE CAST(created_at AS DATE) >= ? "
+            "GROUP BY day, model ORDER BY day DESC, model",
+            [since],
+        )
+    return {
+        "days": window,
+        "data": [
+            {"date": str(day), "model": model, "calls": calls, "cost_cents": str(total)}
+            for day, model, calls, total in rows
+        ],
+    }
+
+
+@router.get("/api/admin/calibration-report", dependencies=[Depends(require_admin)])
+def calibration_report(request: Request, days: str | None = None) -> dict[str, Any]:
+    """ECE (10 bins) of served scores against resonated (tier >= 4) for recent outcomes."""
+    window = parse_days(days)
+    with connect(request.app.state.db_path) as con:
+        pairs = outcome_pairs(con, since=utcnow() - timedelta(days=window))
+    tiered = [(overall, tier) for _, _, overall, tier, _ in pairs if tier is not None]
+    body: dict[str, Any] = {
+        "days": window,
+        "outcomes": len(pairs),
+        "with_tier": len(tiered),
+        "min_outcomes": MIN_OUTCOMES,
+    }
+    if len(tiered) < MIN_OUTCOMES:
+        return {**body, "status": "not enough outcomes", "ece": None, "bins": []}
+    p = np.array([float(overall) / 100.0 for overall, _ in tiered])
+    y = np.array([1.0 if int(tier) >= RESONATED_TIER else 0.0 for _, tier in tiered])
+    result = calibration_bins(y, p, n_bins=N_BINS)
+    bins = [
+        {
+            "lower": float(lo),
+            "upper": float(hi),
+            "count": int(n),
+            "mean_predicted": mp,
+            "mean_observed": mo,
+        }
+        for lo, hi, n, mp, mo in zip(
+            result.edges[:-1],
+            result.edges[1:],
+            result.counts,
+            _nan_to_none(result.mean_predicted),
+            _nan_to_none(result.mean_observed),
+            strict=True,
+        )
+    ]
+    return {
+        **body,
+        "status": "ok",
+        "resonated_rate": float(y.mean()),
+        "ece": result.ece,
+        "mce": result.mce,
+        "bins": bins,
+    }
+
+
+def _schedule(request: Request) -> Schedule:
+    schedule: Schedule | None = getattr(request.app.state, "schedule", None)
+    return schedule if schedule is not None else load_schedule()
+
+
+def _run_in_background(
+    runner: Callable[..., object], name: str, parameters: dict[str, Any], db_path: object
+) -> None:
+    with bind_request(f"job-{name}"):
+        try:
+            runner(name, parameters, db_path=db_path)
+        except Exception as exc:  # recorded in job_runs by the runner; logged here too
+            log.error("job run failed", job=name, error=str(exc))
+
+
+@router.post("/api/jobs/{name}", status_code=202, dependencies=[Depends(require_admin)])
+def start_job(
+    name: str,
+    request: Request,
+    background: BackgroundTasks,
+    parameters: Annotated[dict[str, Any] | None, Body()] = None,
+) -> dict[str, str]:
+    """Start a scheduled job's run after answering."""
+    if name not in _schedule(request).jobs:
+        raise HTTPException(404, f"no scheduled job {name!r}")
+    runner = getattr(request.app.state, "job_runner", None) or run_job
+    background.add_task(
+        _run_in_background, runner, name, parameters or {}, request.app.state.db_path
+    )
+    return {"status": "started", "job": name}
+
+
+@router.get("/api/jobs", dependencies=[Depends(require_admin)])
+def list_job_runs(request: Request) -> dict[str, Any]:
+    """The last 50 job runs, newest first."""
+    with connect(request.app.state.db_path) as con:
+        rows = run(
+            con,
+            f"SELECT {JOB_RUN_COLUMNS} FROM job_runs ORDER BY started_at DESC, id DESC LIMIT 50",
+        )
+    names = [c.strip() for c in JOB_RUN_COLUMNS.split(",")]
+    data = []
+    for row in rows:
+        item = dict(zip(names, row, strict=True))
+        if isinstance(item["parameters"], str):
+            item["parameters"] = json.loads(item["parameters"])
+        data.append(item)
+    return {"data": data}
+
+
+@router.patch("/api/profile", status_code=202, response_model=None)
+def update_profile(
+    request: Request,
+    creator_handle: Annotated[str, Body(embed=True)],
+    user: CurrentUser,
+) -> dict[str, str] | JSONResponse:
+    """Save the caller's creator handle and start its profile scrape in the background."""
+    try:
+        clean = normalize_handle(creator_handle)
+    except ValueError as exc:
+        return JSONResponse(
+            {
+                "error": "invalid request",
+                "fields": [{"field": "creator_handle", "message": str(exc)}],
+            },
+            status_code=422,
+        )
+    state = request.app.state
+    with connect(state.db_path) as con:
+        set_creator_handle(con, user.id, clean)
+    request_profile_scrape_in_background(clean, db_path=state.db_path, settings=state.settings)
+    return {"status": "accepted", "creator_handle": clean}
