@@ -379,6 +379,9 @@ def test_init_sentry_with_dsn_sets_options(transport: CapturingTransport) -> Non
     assert client.options["environment"] == "production"
     assert client.options["data_collection"]["user_info"] is False
     assert client.options["traces_sample_rate"] == 0.1
+    from sentry_sdk.integrations.fastapi import FastApiIntegration
+
+    assert client.get_integration(FastApiIntegration) is not None  # the service's requests
     integration = client.get_integration(sentry_sdk.integrations.logging.LoggingIntegration)
     assert integration is not None
     assert integration._handler.level == logging.ERROR

@@ -17,7 +17,9 @@ from typing import Any, TextIO, TypeVar
 
 import sentry_sdk
 import structlog
+from sentry_sdk.integrations.fastapi import FastApiIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+from sentry_sdk.integrations.starlette import StarletteIntegration
 
 from virtuna.config import Settings, get_settings
 
@@ -516,7 +518,11 @@ def init_sentry(settings: Settings | None = None, **extra_options: Any) -> bool:
         # No user data, request bodies or frame locals (which may hold secrets) leave the process.
         data_collection={"user_info": False, "http_bodies": [], "stack_frame_variables": False},
         # Explicit, so an SDK upgrade cannot change what logging sends.
-        integrations=[LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
+        integrations=[
+            LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+            StarletteIntegration(),
+            FastApiIntegration(),
+        ],
         before_send=scrubber.before_send,
         before_breadcrumb=scrubber.before_breadcrumb,
         **extra_options,
