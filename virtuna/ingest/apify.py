@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from virtuna.config import Settings, get_settings
-from virtuna.log import get_logger
+from virtuna.ingest.provider_http import ProviderClient, ProviderError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -58,32 +56,15 @@ RUN_STATUSES = (
     "ABORTED",
 )
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"})
-MAX_WAIT_S = 30.0
-_FILTERED = "[Filtered]"
-
-log = get_logger(__name__)
 
 
-class ApifyError(RuntimeError):
+class ApifyError(ProviderError):
     """An Apify API call failed; the message names method, path, status and Apify's error."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        status: int | None = None,
-        error_type: str | None = None,
-        attempts: int | None = None,
-    ) -> None:
-        """Keep the details as attributes; the message is what str() shows."""
-        super().__init__(message)
-        self.method = method
-        self.path = path
-        self.status = status
+    def __init__(self, message: str, *, error_type: str | None = None, **details: Any) -> None:
+        """Keep Apify's error type beside the shared details."""
+        super().__init__(message, **details)
         self.error_type = error_type
-        self.attempts = attempts
 
 
 def parse_apify_time(value: Any) -> datetime | None:
@@ -154,22 +135,10 @@ def _header_int(response: httpx.Response, name: str) -> int | None:
         return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """The `Retry-After` header in seconds (HTTP dates are ignored), None when absent."""
-    raw = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def _retryable(status: int) -> bool:
-    """Whether an HTTP status is worth another attempt."""
-    return status == 429 or status >= 500
-
-
-class ApifyClient:
+class ApifyClient(ProviderClient):
     """Synchronous Apify API v2 client (a context manager; `close()` when done)."""
+
+    provider = "Apify"
 
     def __init__(
         self,
@@ -177,51 +146,10 @@ class ApifyClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout_s: float = 30.0,
-        max_retries: int = 3,
-        backoff_s: float = 1.0,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        **options: Any,
     ) -> None:
-        """A client sending token as a Bearer header to base_url."""
-        if not token:
-            raise ValueError("an Apify token is required")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        self._token = token
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout_s,
-            transport=transport,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": "virtuna-apify-client",
-            },
-        )
-
-    def __repr__(self) -> str:
-        """The client's base URL (never the token)."""
-        return f"ApifyClient(base_url={str(self._http.base_url)!r})"
-
-    def __enter__(self) -> ApifyClient:
-        """The client itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the connection pool."""
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """A client sending token as a Bearer header to base_url (options: see ProviderClient)."""
+        super().__init__(token, base_url=base_url, timeout_s=timeout_s, **options)
 
     # ------------------------------------------------------------------ API calls
 
@@ -306,10 +234,6 @@ class ApifyClient:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _redact(self, text: str) -> str:
-        """text with the token replaced (in case a server echoes it back)."""
-        return text.replace(self._token, _FILTERED)
-
     def _fail(
         self,
         problem: str,
@@ -376,66 +300,6 @@ class ApifyClient:
         if not isinstance(data, dict):
             raise self._fail("answer has no `data` object", method, path)
         return data
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool = True,
-    ) -> httpx.Response:
-        """One API call with bounded retries on 429, 5xx, timeouts and connection errors.
-
-        A request that is not idempotent is retried only when it surely was not processed:
-        a 429 answer or a connection that never opened.
-        """
-        attempts = self.max_retries + 1
-        last: ApifyError | None = None
-        for attempt in range(attempts):
-            retry_after: float | None = None
-            status: int | None = None
-            try:
-                response = self._http.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:  # includes httpx.TimeoutException
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                last = self._fail(problem, method, path, attempts=attempt + 1)
-                if not idempotent and not isinstance(exc, httpx.ConnectError):
-                    raise last from exc
-            else:
-                if response.is_success:
-                    return response
-                status = response.status_code
-                last = self._http_error(response, method, path, attempt + 1)
-                if not _retryable(status) or (not idempotent and status != 429):
-                    raise last
-                retry_after = _retry_after(response)
-            if attempt + 1 >= attempts:
-                break
-            wait = retry_after if retry_after is not None else self.backoff_s * 2**attempt
-            wait = min(wait, MAX_WAIT_S)
-            log.warning(
-                "apify request retry",
-                method=method,
-                path=path,
-                status=status,
-                error=None if status is not None else self._redact(str(last)),
-                attempt=attempt + 1,
-                max_attempts=attempts,
-                wait_s=wait,
-            )
-            self._sleep(wait)
-        assert last is not None
-        plural = "s" if attempts != 1 else ""
-        raise ApifyError(
-            f"{last} (gave up after {attempts} attempt{plural})",
-            method=method,
-            path=path,
-            status=last.status,
-            error_type=last.error_type,
-            attempts=attempts,
-        )
 
 
 def client_from_settings(settings: Settings | None = None, **kwargs: Any) -> ApifyClient | None:

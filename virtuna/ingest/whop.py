@@ -21,18 +21,15 @@ HTTP 429, 5xx, timeouts and connection errors; any other 4xx (401, 403, 404) fai
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from virtuna.config import Settings, get_settings
-from virtuna.log import get_logger
+from virtuna.ingest.provider_http import ProviderClient, ProviderError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -46,30 +43,10 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.whop.com"
 MEMBERSHIP_PATH = "/api/v5/company/memberships/{id}"
-MAX_WAIT_S = 30.0
-_FILTERED = "[Filtered]"
-
-log = get_logger(__name__)
 
 
-class WhopError(RuntimeError):
+class WhopError(ProviderError):
     """A Whop API call failed; the message names method, path, status and Whop's message."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        status: int | None = None,
-        attempts: int | None = None,
-    ) -> None:
-        """Keep the details as attributes; the message is what str() shows."""
-        super().__init__(message)
-        self.method = method
-        self.path = path
-        self.status = status
-        self.attempts = attempts
 
 
 def parse_whop_time(value: Any) -> datetime | None:
@@ -149,22 +126,10 @@ class WhopMembership:
         return self.renewal_period_end or self.expires_at
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """The `Retry-After` header in seconds (HTTP dates are ignored), None when absent."""
-    raw = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def _retryable(status: int) -> bool:
-    """Whether an HTTP status is worth another attempt."""
-    return status == 429 or status >= 500
-
-
-class WhopClient:
+class WhopClient(ProviderClient):
     """Synchronous Whop API client (a context manager; `close()` when done)."""
+
+    provider = "Whop"
 
     def __init__(
         self,
@@ -172,51 +137,10 @@ class WhopClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout_s: float = 15.0,
-        max_retries: int = 3,
-        backoff_s: float = 1.0,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        **options: Any,
     ) -> None:
-        """A client sending api_key as a Bearer header to base_url."""
-        if not api_key:
-            raise ValueError("a Whop API key is required")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        self._key = api_key
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout_s,
-            transport=transport,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Accept": "application/json",
-                "User-Agent": "virtuna-whop-client",
-            },
-        )
-
-    def __repr__(self) -> str:
-        """The client's base URL (never the key)."""
-        return f"WhopClient(base_url={str(self._http.base_url)!r})"
-
-    def __enter__(self) -> WhopClient:
-        """The client itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the connection pool."""
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """A client sending api_key as a Bearer header to base_url (options: ProviderClient)."""
+        super().__init__(api_key, base_url=base_url, timeout_s=timeout_s, **options)
 
     # ------------------------------------------------------------------ API calls
 
@@ -237,10 +161,6 @@ class WhopClient:
             raise self._fail(str(exc), "GET", path) from None
 
     # ------------------------------------------------------------------ plumbing
-
-    def _redact(self, text: str) -> str:
-        """text with the key replaced (in case a server echoes it back)."""
-        return text.replace(self._key, _FILTERED)
 
     def _fail(
         self,
@@ -280,51 +200,6 @@ class WhopClient:
             message = response.text[:200]
         detail = f"HTTP {response.status_code}" + (f": {message}" if message else "")
         return self._fail(detail, method, path, status=response.status_code, attempts=attempts)
-
-    def _request(self, method: str, path: str) -> httpx.Response:
-        """One idempotent API call with bounded retries on 429, 5xx and transport errors."""
-        attempts = self.max_retries + 1
-        last: WhopError | None = None
-        for attempt in range(attempts):
-            retry_after: float | None = None
-            status: int | None = None
-            try:
-                response = self._http.request(method, path)
-            except httpx.TransportError as exc:  # includes httpx.TimeoutException
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                last = self._fail(problem, method, path, attempts=attempt + 1)
-            else:
-                if response.is_success:
-                    return response
-                status = response.status_code
-                last = self._http_error(response, method, path, attempt + 1)
-                if not _retryable(status):
-                    raise last
-                retry_after = _retry_after(response)
-            if attempt + 1 >= attempts:
-                break
-            wait = retry_after if retry_after is not None else self.backoff_s * 2**attempt
-            wait = min(wait, MAX_WAIT_S)
-            log.warning(
-                "whop request retry",
-                method=method,
-                path=path,
-                status=status,
-                error=None if status is not None else self._redact(str(last)),
-                attempt=attempt + 1,
-                max_attempts=attempts,
-                wait_s=wait,
-            )
-            self._sleep(wait)
-        assert last is not None
-        plural = "s" if attempts != 1 else ""
-        raise WhopError(
-            f"{last} (gave up after {attempts} attempt{plural})",
-            method=method,
-            path=path,
-            status=last.status,
-            attempts=attempts,
-        )
 
 
 def client_from_settings(settings: Settings | None = None, **kwargs: Any) -> WhopClient | None:
