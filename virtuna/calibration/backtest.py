@@ -29,7 +29,7 @@ from virtuna.engine.schema import ContentPayload
 from virtuna.log import get_logger, stage
 from virtuna.ml.features import build_features, training_rows
 from virtuna.ml.registry import active_model_id, load_model
-from virtuna.ml.tiers import TIERS, ml_score
+from virtuna.ml.tiers import ml_score
 from virtuna.store import connect, run, transaction, utcnow
 
 log = get_logger(__name__)
@@ -67,11 +67,11 @@ def run_backtest(
         if limit is not None and len(rows) > limit:
             rows = rows.sample(n=limit, random_state=seed).reset_index(drop=True)
         features = build_features(con, rows)
-        probabilities = model.predict_proba(features)
-        full = np.zeros((len(rows), len(TIERS)))
-        full[:, np.searchsorted(TIERS, model.card["classes"])] = probabilities
+        full = model.predict_proba(features)
         ml = [
-            MLPrediction(round(float(s), 2), [round(float(p), 4) for p in probs], model_id)
+            MLPrediction(
+                round(float(s), 2), [round(float(p), 4) for p in probs], model_id, model.kind
+            )
             for s, probs in zip(ml_score(full), full, strict=True)
         ]
         payloads = [

@@ -18,11 +18,42 @@ from virtuna.engine.schema import ContentPayload
 
 @dataclass(frozen=True)
 class MLPrediction:
-    """The tier model's view of one draft."""
+    """The tier models' view of one draft: the absolute tier (over the reference population),
+    which `score` summarises, and, when the creator has history, the relative one ("will it
+    beat my usual") with the creator's usual tier."""
 
-    score: float  # 0-100
-    tier_probabilities: list[float]  # tiers 1-5
+    score: float  # 0-100, from the absolute tier probabilities
+    tier_probabilities: list[float]  # absolute tiers 1-5
     model_id: str
+    model_kind: str = ""
+    relative_tier_probabilities: list[float] | None = None
+    relative_model_id: str | None = None
+    usual_tier: int | None = None  # the creator's earlier median views through the tier edges
+    history_posts: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        """The tiers block of a result."""
+        absolute = self.tier_probabilities
+        relative = self.relative_tier_probabilities
+        return {
+            "score_uses": "absolute",
+            "absolute": {
+                "model_id": self.model_id,
+                "kind": self.model_kind,
+                "tier": int(max(range(5), key=absolute.__getitem__)) + 1,
+                "probabilities": absolute,
+            },
+            "relative": None
+            if relative is None
+            else {
+                "model_id": self.relative_model_id,
+                "tier": int(max(range(5), key=relative.__getitem__)) + 1,
+                "probabilities": relative,
+                "beats_usual": round(sum(relative[3:]), 4),
+            },
+            "usual_tier": self.usual_tier,
+            "history_posts": self.history_posts,
+        }
 
 
 class TierSignal(Protocol):
@@ -60,20 +91,33 @@ class NoTierModel:
         return None
 
 
-_loaded: dict[str, TierSignal] = {}  # model id -> signal (a model file is read once)
+# (absolute id, relative id) -> signal: a model file is read once
+_loaded: dict[tuple[str, str | None], TierSignal] = {}
 
 
 def load_tier_signal(con: duckdb.DuckDBPyConnection) -> TierSignal:
-    """The active tier model's signal, NoTierModel, or a signal that says why it is unusable."""
+    """The active tier models' signal, NoTierModel, or a signal that says why it is unusable.
+
+    The absolute model is required; the relative one is added when a model of that scheme is
+    active and usable (else the result simply has no relative tier)."""
     from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model
     from virtuna.ml.signal import TierModelSignal, UnavailableSignal
 
-    model_id = active_model_id(con)
+    model_id = active_model_id(con, "views_quintile")
     if model_id is None:
         return NoTierModel()
-    if model_id not in _loaded:
+    relative_id = active_model_id(con, "creator_relative")
+    key = (model_id, relative_id)
+    if key not in _loaded:
         try:
-            _loaded[model_id] = TierModelSignal(load_model(con, model_id))
+            absolute = load_model(con, model_id)
         except (ModelMismatchError, LookupError, OSError) as exc:
             return UnavailableSignal(f"active tier model unusable: {exc}")
-    return _loaded[model_id]
+        relative = None
+        if relative_id is not None:
+            try:
+                relative = load_model(con, relative_id)
+            except (ModelMismatchError, LookupError, OSError):
+                relative = None
+        _loaded[key] = TierModelSignal(absolute, relative)
+    return _loaded[key]

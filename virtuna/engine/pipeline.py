@@ -423,6 +423,7 @@ class Engine:
             gemini_model=self.providers.gemini.model if gemini else None,
             deepseek_model=reasoning_model,
             ml_model_id=context.ml.model_id if context.ml else None,
+            tiers=context.ml.as_dict() if context.ml else None,
             input_mode=payload.input_mode,
             has_video=payload.has_video,
         )

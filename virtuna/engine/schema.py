@@ -47,6 +47,11 @@ class AnalysisInput(BaseModel):
     creator_handle: str | None = None
     planned_post_time: datetime | None = None
     duration_seconds: float | None = Field(None, ge=0, le=36_000)
+    # The sound the post will use, as the creator knows it before posting: TikTok's sound id
+    # and/or its title, and whether it is the creator's own original audio.
+    sound_id: str | None = Field(None, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
+    sound_name: str | None = Field(None, max_length=300)
+    sound_original: bool | None = None
 
     @field_validator("content_text")
     @classmethod
@@ -112,6 +117,9 @@ class ContentPayload(BaseModel):
     video_url: str | None
     hashtags: list[str]  # canonical: lowercased, no '#'
     duration_hint: float | None  # seconds: given, or read from the text
+    sound_id: str | None = None
+    sound_name: str | None = None
+    sound_original: bool | None = None
     niche: str | None
     creator_handle: str | None
     planned_post_time: datetime | None
@@ -175,5 +183,8 @@ class PredictionResult(BaseModel):
     gemini_model: str | None
     deepseek_model: str | None
     ml_model_id: str | None = None
+    # The tier models' answer: the absolute tier (which ml_score summarises), the relative
+    # tier ("beats your usual") when the creator has history, and the creator's usual tier.
+    tiers: dict[str, Any] | None = None
     input_mode: InputMode
     has_video: bool

@@ -8,6 +8,7 @@ rejected with a reason into `ingest_rejects`; the three always add up to the row
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -155,3 +156,12 @@ def ingest_file(
         )
     log.info("ingested", **report.as_dict())
     return report
+
+
+def collection_of(source_ref: str) -> str:
+    """The data collection a row came from: a nested file's first folder, else the file's stem
+    without a `_part<N>` or `_b` suffix (the parts of one crawl are one collection)."""
+    parts = Path(source_ref).parts
+    if len(parts) > 1:
+        return parts[0]
+    return re.sub(r"(_part\d+|_b)$", "", Path(source_ref).stem)

@@ -1,14 +1,16 @@
 """Point-in-time features: ONE builder for training rows and for predictions.
 
-A row is a post "about to be published" at `posted_at` by `author_key`. The features use what
-existed before that moment: the author's EARLIER posts (strictly before), the sound's and
-hashtags' use in the 7 days before the post's day, the caption, duration, hour and weekday. No
-feature reads the post's own views, likes, shares, comments or saves (tests change them and
-check that nothing moves). One exception the data forces: the profile counts (followers,
-hearts, videos) and earlier posts' views are as they were when the data was SCRAPED, after
-the post (a creator's hearts include the post's own likes); the stores keep no history of
-them. The diagnosis notebook shows how much this matters. A missing value is NaN, never a
-placeholder: the models handle NaN (natively or by imputation inside their pipeline).
+A row is a post "about to be published" at `posted_at` by `author_key`. The features are what a
+draft has at that moment, and nothing else: the author's EARLIER posts (strictly before), the
+follower count, the sound's and hashtags' use in the 7 days before the post's day, the caption,
+the duration, the sound's originality, hour and weekday. No feature reads the post's own views,
+likes, shares, comments or saves (tests change them and check that nothing moves). There are
+no availability flags: whether a source recorded a field says which file a row came from, not
+how the post did (training masks fields at random for the same reason, see `train.py`). The
+creator's hearts and video count are not used: the hearts include the post's own likes. One
+exception the data forces: followers and earlier posts' views are as they were when the data
+was SCRAPED, after the post; the stores keep no history of them. A missing value is NaN, never
+a placeholder.
 
 Training rows are scraped videos (`training_rows`); a prediction is a draft plus the store now
 (`draft_row`). Both go through `build_features`.
@@ -44,9 +46,6 @@ ROW_COLUMNS = (
     "sound_key",
     "sound_original",
     "author_followers",
-    "author_hearts",
-    "author_videos",
-    "author_verified",
 )
 
 _HISTORY_SQL = """
@@ -74,11 +73,17 @@ LEFT JOIN scraped_videos v
 GROUP BY d.row_id
 """
 
+# A sound's key: its id, else its title when it is a shared track (a creator's own
+# "original sound" titles say nothing about which sound it is).
+SOUND_KEY_SQL = (
+    "coalesce(sound_id, CASE WHEN NOT coalesce(sound_original, FALSE) "
+    "THEN lower(trim(sound_name)) END)"
+)
+
 # Sound and hashtag use by day; a row sees the days strictly before its own day.
 _SOUND_SQL = f"""
 WITH days AS (
-    SELECT coalesce(sound_id, CASE WHEN NOT coalesce(sound_original, FALSE)
-                                   THEN lower(trim(sound_name)) END) AS sound_key,
+    SELECT {SOUND_KEY_SQL} AS sound_key,
            date_trunc('day', posted_at) AS day, count(*) AS n, sum(ln(1 + views)) AS lv
     FROM scraped_videos WHERE posted_at IS NOT NULL GROUP BY 1, 2)
 SELECT d.row_id,
@@ -129,7 +134,7 @@ TREND_FEATURES = (
     "hashtag_max_uses_7d",
     "hashtag_mean_log_uses_7d",
 )
-PROFILE_FEATURES = ("log_followers", "log_hearts", "log_videos", "verified")
+PROFILE_FEATURES = ("log_followers",)
 CAPTION_FEATURES = (
     "caption_length",
     "hashtag_count",
@@ -139,7 +144,15 @@ CAPTION_FEATURES = (
     "emoji_count",
     *(f"rule_{p}" for p in RULE_PATTERNS),
 )
-POST_FEATURES = ("duration_seconds", "hour_utc", "weekday", "sound_original", "has_sound_key")
+POST_FEATURES = ("duration_seconds", "hour_utc", "weekday", "sound_original")
+# Fields a draft may or may not carry; training masks each at random (see train.py).
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "followers": ("log_followers",),
+    "duration": ("duration_seconds",),
+    "sound": ("sound_original", "sound_uses_7d", "sound_log_views_7d", "sound_uses_before"),
+}
+# Bumped whenever a feature's definition changes: part of a model's data hash.
+FEATURE_VERSION = 2
 FEATURE_NAMES: tuple[str, ...] = (
     *HISTORY_FEATURES,
     *TREND_FEATURES,
@@ -176,9 +189,6 @@ def build_features(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.Dat
     ].fillna(0)
     indexed = frame.set_index("row_id")
     out["log_followers"] = np.log1p(indexed["author_followers"].astype(float))
-    out["log_hearts"] = np.log1p(indexed["author_hearts"].astype(float))
-    out["log_videos"] = np.log1p(indexed["author_videos"].astype(float))
-    out["verified"] = indexed["author_verified"].astype(float)
     text = indexed["description"].fillna("").astype(str)
     out["caption_length"] = text.str.len().astype(float)
     out["hashtag_count"] = indexed["hashtags"].map(len).astype(float)
@@ -193,7 +203,6 @@ def build_features(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.Dat
     out["hour_utc"] = posted.dt.hour.astype(float)
     out["weekday"] = posted.dt.day_of_week.astype(float)
     out["sound_original"] = indexed["sound_original"].astype(float)
-    out["has_sound_key"] = indexed["sound_key"].notna().astype(float)
     # Rounded: DuckDB may sum in a different order from run to run, and a last-bit difference
     # would change early stopping and so the model.
     return out.loc[:, list(FEATURE_NAMES)].astype(float).round(9)
@@ -203,14 +212,11 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, list | tuple | np.ndarray)
 
 
-_TRAINING_SQL = """
+_TRAINING_SQL = f"""
 SELECT platform || ':' || platform_video_id AS row_id,
        coalesce(author_handle, author_id) AS author_key, posted_at, description, hashtags,
-       duration_seconds,
-       coalesce(sound_id, CASE WHEN NOT coalesce(sound_original, FALSE)
-                               THEN lower(trim(sound_name)) END) AS sound_key,
-       sound_original, author_followers, author_hearts, author_videos, author_verified,
-       source, views, likes, comments, shares
+       duration_seconds, {SOUND_KEY_SQL} AS sound_key, sound_original, author_followers,
+       source, source_ref, scraped_at, views, likes, comments, shares
 FROM scraped_videos
 WHERE posted_at IS NOT NULL AND views IS NOT NULL AND views >= 0
   AND coalesce(author_handle, author_id) IS NOT NULL
@@ -221,10 +227,22 @@ ORDER BY posted_at, row_id
 def training_rows(
     con: duckdb.DuckDBPyConnection, sources: Iterable[str] | None = None
 ) -> pd.DataFrame:
-    """Scraped videos as feature rows, with their outcomes (views, likes, ...) kept aside."""
+    """Scraped videos as feature rows, with their outcomes (views, likes, ...) kept aside.
+
+    Each row also names its `collection` (the data set it came from, see `collection_of`) and
+    its `age_days` at scrape: from the recorded scrape time, else from the collection's newest
+    post (a lower bound of when it was scraped).
+    """
+    from virtuna.ingest import collection_of
+
     rows = con.sql(_TRAINING_SQL).df()
     if sources is not None:
         rows = rows[rows["source"].isin(list(sources))].reset_index(drop=True)
+    refs = rows["source_ref"].fillna(rows["source"]).astype(str)
+    rows["collection"] = rows["source"] + ":" + refs.map(collection_of)
+    newest = rows.groupby("collection")["posted_at"].transform("max")
+    seen = pd.to_datetime(rows["scraped_at"]).fillna(newest)
+    rows["age_days"] = (seen - rows["posted_at"]).dt.total_seconds() / 86_400
     return rows
 
 
@@ -236,29 +254,30 @@ def draft_row(
     posted_at: datetime,
     duration_seconds: float | None = None,
     hashtags: list[str] | None = None,
+    sound_id: str | None = None,
+    sound_name: str | None = None,
+    sound_original: bool | None = None,
 ) -> pd.DataFrame:
-    """One draft as a feature row, with the creator's profile counts from the store now."""
-    profile = {
-        "author_followers": None,
-        "author_hearts": None,
-        "author_videos": None,
-        "author_verified": None,
-    }
+    """One draft as a feature row: the creator's followers from the store now, the sound keyed
+    as a scraped video's would be."""
+    followers = None
     if creator_handle:
         found = con.execute(
-            "SELECT followers, hearts, videos, verified FROM creators WHERE handle = ?",
-            [creator_handle],
+            "SELECT followers FROM creators WHERE handle = ?", [creator_handle]
         ).fetchall()
         latest = con.execute(
-            "SELECT arg_max(author_followers, posted_at), arg_max(author_hearts, posted_at), "
-            "arg_max(author_videos, posted_at), arg_max(author_verified, posted_at) "
-            "FROM scraped_videos WHERE author_handle = ? AND posted_at < ?",
+            "SELECT arg_max(author_followers, posted_at) FROM scraped_videos "
+            "WHERE author_handle = ? AND posted_at < ? AND author_followers IS NOT NULL",
             [creator_handle, posted_at],
         ).fetchall()
-        values = list(latest[0]) if latest else [None] * 4
-        if found:
-            values = [a if a is not None else b for a, b in zip(found[0], values, strict=True)]
-        profile = dict(zip(profile, values, strict=True))
+        followers = found[0][0] if found and found[0][0] is not None else None
+        if followers is None and latest:
+            followers = latest[0][0]
+    (key,) = con.execute(
+        f"SELECT {SOUND_KEY_SQL} FROM (SELECT ?::VARCHAR AS sound_id, ?::VARCHAR AS sound_name, "
+        "?::BOOLEAN AS sound_original)",
+        [sound_id, sound_name, sound_original],
+    ).fetchall()[0]
     return pd.DataFrame(
         [
             {
@@ -268,9 +287,9 @@ def draft_row(
                 "description": text,
                 "hashtags": hashtags if hashtags is not None else extract_hashtags(text),
                 "duration_seconds": duration_seconds,
-                "sound_key": None,
-                "sound_original": None,
-                **profile,
+                "sound_key": key,
+                "sound_original": sound_original,
+                "author_followers": followers,
             }
         ]
     )

@@ -1,8 +1,10 @@
 """Model registry: each trained model as joblib + a JSON card, a row in `models`, one active.
 
-A card records the features (names, in order), the tier scheme and edges, the data window and
-row count, a hash of the training data, the metrics, the library versions and when it was
-trained. Loading checks the card against the feature builder: a model trained on other
+A card records the model's kind, the features (names, in order), the tier scheme and edges,
+the data window and row count, a hash of the training data, the metrics, the evaluation table
+(every predictor, baselines included, per source and pooled), the library versions and when it
+was trained. One model is active per tier scheme (absolute and relative are both served).
+Loading checks the card against the feature builder: a model trained on other
 features is refused (ML unavailable, with the reason) instead of silently fed wrong inputs.
 Models live beside the store (data/virtuna-models/ by default); none is ever deleted.
 """
@@ -24,8 +26,8 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from virtuna.ml.features import FEATURE_NAMES
-from virtuna.ml.tiers import TierEdges
+from virtuna.ml.features import FEATURE_NAMES, FEATURE_VERSION
+from virtuna.ml.tiers import TierEdges, TierScheme
 from virtuna.store.connection import run, transaction, utcnow
 
 
@@ -38,17 +40,24 @@ class RegisteredModel:
     """A model loaded from the registry."""
 
     id: str
-    model: Any
+    model: Any  # a fitted TierEstimator
     card: dict[str, Any]
     edges: TierEdges
-    temperature: float
+
+    @property
+    def kind(self) -> str:
+        """The estimator kind (a baseline or a learned model)."""
+        return str(self.card["kind"])
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated tier probabilities (columns = the card's classes)."""
-        from virtuna.ml.train import apply_temperature
+        """Calibrated probabilities over tiers 1-5."""
+        return self.model.predict_proba(features.loc[:, self.card["features"]])
 
-        raw = self.model.predict_proba(features.loc[:, self.card["features"]])
-        return apply_temperature(raw, self.temperature)
+    def predict_tiers(self, features: pd.DataFrame) -> tuple[np.ndarray, ...]:
+        """(predicted tier, score, probabilities), as the evaluation computes them."""
+        from virtuna.ml.evaluate import predict_tiers
+
+        return predict_tiers(self.model, features.loc[:, self.card["features"]])
 
 
 def models_dir(db_path: Path | str) -> Path:
@@ -57,10 +66,13 @@ def models_dir(db_path: Path | str) -> Path:
     return path.with_name(f"{path.stem}-models")
 
 
-def data_hash(frame: pd.DataFrame) -> str:
-    """A short, stable hash of training data (row order included)."""
+def data_hash(frame: pd.DataFrame, **setup: object) -> str:
+    """A short, stable hash of training data (row order included) and of how it is used
+    (scheme, kind, split, ...), with the feature definitions' version."""
     hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False)
-    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(hashed.to_numpy().tobytes())
+    digest.update(json.dumps({**setup, "features": FEATURE_VERSION}, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
 
 
 def save_model(
@@ -68,15 +80,13 @@ def save_model(
     db_path: Path | str,
     *,
     model: Any,
-    edges: TierEdges,
-    temperature: float,
-    classes: list[int],
     metrics: dict[str, Any],
     training: dict[str, Any],
+    evaluation: list[dict[str, Any]] | None = None,
     status: str = "trained",
     reason: str | None = None,
 ) -> str:
-    """Store a model file and card, and register it (inactive); returns its id."""
+    """Store a fitted estimator and its card, and register it (inactive); returns its id."""
     model_id = f"tier-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     folder = models_dir(db_path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,13 +94,14 @@ def save_model(
     joblib.dump(model, path)
     card = {
         "id": model_id,
+        "kind": model.kind,
         "features": list(FEATURE_NAMES),
-        "classes": classes,
-        "tier_scheme": edges.scheme,
-        "tier_edges": list(edges.edges),
-        "temperature": temperature,
+        "feature_version": FEATURE_VERSION,
+        "tier_scheme": model.scheme,
+        "tier_edges": list(model.edges_.edges),
         "training": training,
         "metrics": metrics,
+        "evaluation": evaluation or [],
         "versions": {
             "python": platform.python_version(),
             "scikit-learn": sklearn.__version__,
@@ -99,17 +110,18 @@ def save_model(
         },
         "trained_at": utcnow().isoformat(),
     }
-    path.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
+    text = json.dumps(card, indent=2, default=_plain)
+    path.with_suffix(".json").write_text(text, encoding="utf-8")
     run(
         con,
         "INSERT INTO models (id, tier_scheme, path, card, metrics, row_count, is_active, status, "
         "reason, trained_at) VALUES (?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)",
         [
             model_id,
-            edges.scheme,
+            model.scheme,
             str(path),
-            json.dumps(card, default=str),
-            json.dumps(metrics, default=str),
+            text,
+            json.dumps(metrics, default=_plain),
             training.get("rows"),
             status,
             reason,
@@ -119,10 +131,24 @@ def save_model(
     return model_id
 
 
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars (NaN becomes null) and anything else as text."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, int | float | bool) else str(value)
+
+
 def promote(con: duckdb.DuckDBPyConnection, model_id: str, reason: str) -> None:
-    """Make one model the active one (the others stay registered)."""
+    """Make one model the active one of its scheme (the others stay registered)."""
     with transaction(con):
-        run(con, "UPDATE models SET is_active = FALSE WHERE is_active")
+        run(
+            con,
+            "UPDATE models SET is_active = FALSE WHERE is_active AND tier_scheme = "
+            "(SELECT tier_scheme FROM models WHERE id = ?)",
+            [model_id],
+        )
         run(
             con,
             "UPDATE models SET is_active = TRUE, status = 'promoted', reason = ?, "
@@ -136,9 +162,16 @@ def refuse(con: duckdb.DuckDBPyConnection, model_id: str, reason: str) -> None:
     run(con, "UPDATE models SET status = 'refused', reason = ? WHERE id = ?", [reason, model_id])
 
 
-def active_model_id(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The active model's id, if any."""
-    rows = run(con, "SELECT id FROM models WHERE is_active ORDER BY promoted_at DESC LIMIT 1")
+def active_model_id(
+    con: duckdb.DuckDBPyConnection, scheme: TierScheme = "views_quintile"
+) -> str | None:
+    """The active model's id for a tier scheme, if any."""
+    rows = run(
+        con,
+        "SELECT id FROM models WHERE is_active AND tier_scheme = ? "
+        "ORDER BY promoted_at DESC LIMIT 1",
+        [scheme],
+    )
     return str(rows[0][0]) if rows else None
 
 
@@ -149,7 +182,7 @@ def load_model(con: duckdb.DuckDBPyConnection, model_id: str) -> RegisteredModel
         raise LookupError(f"no model {model_id} in the registry")
     path, card_text = rows[0]
     card = json.loads(str(card_text))
-    if card["features"] != list(FEATURE_NAMES):
+    if card.get("feature_version") != FEATURE_VERSION or card["features"] != list(FEATURE_NAMES):
         missing = sorted(set(FEATURE_NAMES) - set(card["features"]))
         extra = sorted(set(card["features"]) - set(FEATURE_NAMES))
         raise ModelMismatchError(
@@ -158,7 +191,7 @@ def load_model(con: duckdb.DuckDBPyConnection, model_id: str) -> RegisteredModel
         )
     model = joblib.load(str(path))
     edges = TierEdges(card["tier_scheme"], tuple(card["tier_edges"]))  # type: ignore[arg-type]
-    return RegisteredModel(model_id, model, card, edges, float(card["temperature"]))
+    return RegisteredModel(model_id, model, card, edges)
 
 
 def trained_at(card: dict[str, Any]) -> datetime:

@@ -1,29 +1,32 @@
-"""The tier model as the engine's ML signal: features of the draft, calibrated probabilities,
-and ml_score = the probability-weighted tier midpoints (12.5, 35, 55, 72.5, 90)."""
+"""The tier models as the engine's ML signal: features of the draft, calibrated probabilities
+for the absolute tier (ml_score = the probability-weighted tier midpoints 12.5, 35, 55, 72.5,
+90) and, when the creator has history, for the relative tier, with the creator's usual tier."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import duckdb
-import numpy as np
 
 from virtuna.engine.creator import CreatorContext
 from virtuna.engine.ml import MLPrediction
 from virtuna.engine.schema import ContentPayload
 from virtuna.ml.features import build_features, draft_row
 from virtuna.ml.registry import RegisteredModel
-from virtuna.ml.tiers import TIERS, ml_score
+from virtuna.ml.tiers import ml_score
 
 
 class TierModelSignal:
-    """Predictions of one registered tier model."""
+    """Predictions of the registered absolute model (and the relative one, if any)."""
 
     unavailable_reason: str | None = None
 
-    def __init__(self, registered: RegisteredModel) -> None:
-        """The signal of a loaded model."""
+    def __init__(
+        self, registered: RegisteredModel, relative: RegisteredModel | None = None
+    ) -> None:
+        """The signal of loaded models."""
         self.registered = registered
+        self.relative = relative
 
     def predict(
         self,
@@ -40,14 +43,29 @@ class TierModelSignal:
             posted_at=moment,
             duration_seconds=payload.duration_hint,
             hashtags=payload.hashtags,
+            sound_id=payload.sound_id,
+            sound_name=payload.sound_name,
+            sound_original=payload.sound_original,
         )
-        probabilities = self.registered.predict_proba(build_features(con, row))[0]
-        full = np.zeros(len(TIERS))
-        full[np.searchsorted(TIERS, self.registered.card["classes"])] = probabilities
+        features = build_features(con, row)
+        probabilities = self.registered.predict_proba(features)[0]
+        history = int(features["prior_posts"].iloc[0])
+        usual = None
+        relative = None
+        if history:
+            median = features["prior_median_log_views"].to_numpy(dtype=float)
+            usual = int(self.registered.edges.assign(median)[0])
+            if self.relative is not None:
+                relative = [round(float(p), 4) for p in self.relative.predict_proba(features)[0]]
         return MLPrediction(
-            score=round(float(ml_score(full)), 2),
-            tier_probabilities=[round(float(p), 4) for p in full],
+            score=round(float(ml_score(probabilities[None, :])[0]), 2),
+            tier_probabilities=[round(float(p), 4) for p in probabilities],
             model_id=self.registered.id,
+            model_kind=self.registered.kind,
+            relative_tier_probabilities=relative,
+            relative_model_id=self.relative.id if relative is not None and self.relative else None,
+            usual_tier=usual,
+            history_posts=history,
         )
 
 

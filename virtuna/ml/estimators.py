@@ -1,0 +1,287 @@
+"""Tier estimators: every kind of model the registry can serve, behind one interface.
+
+Each estimator is fitted on feature rows, the scheme's continuous outcome and the tier edges,
+and gives calibrated probabilities over the five tiers (`predict_proba`, columns = TIERS).
+
+- The baselines are models too, and the honest default (the sceptic's first try):
+  `creator_history` places the next post where the creator's earlier posts sit (their median
+  log views; without history the follower mapping; without followers the population), and
+  `follower_mapping` uses followers alone (a least-squares line of the outcome on log
+  followers). `momentum` (relative scheme) places it at the creator's last three posts against
+  their usual, shrunk by a fitted factor. Their probabilities are a normal distribution around
+  that place, with the spread of the training rows' errors in the same situation, integrated
+  over the tier edges: calibrated by construction on the population they were fitted on.
+- `residual_boosting` starts from the same baseline and learns, with gradient boosting on the
+  honest features, how far a post lands from it; `hist_gradient_boosting`, `logistic` and
+  `balanced_random_forest` classify the tier directly (temperature-calibrated). The learned
+  kinds are trained with each optional field (followers, duration, sound) masked at random, so
+  that whether a field is present carries no label information: in the bundled data presence
+  identifies the source file, and a model would learn the file instead of the post.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.model_selection import train_test_split
+
+from virtuna.ml.features import OPTIONAL_FIELDS
+from virtuna.ml.tiers import TIERS, TierEdges, TierScheme
+from virtuna.ml.train import (
+    ModelKind,
+    apply_temperature,
+    fit_model,
+    fit_temperature,
+    make_model,
+)
+
+BaselineKind = Literal["creator_history", "follower_mapping", "momentum"]
+EstimatorKind = Literal[
+    "creator_history",
+    "follower_mapping",
+    "momentum",
+    "residual_boosting",
+    "hist_gradient_boosting",
+    "logistic",
+    "balanced_random_forest",
+]
+BASELINE_KINDS: tuple[BaselineKind, ...] = ("creator_history", "follower_mapping", "momentum")
+LEARNED_KINDS: tuple[EstimatorKind, ...] = (
+    "residual_boosting",
+    "hist_gradient_boosting",
+    "logistic",
+    "balanced_random_forest",
+)
+MASK_RATE = 0.3  # the share of training rows that lose each optional field
+MIN_SCALE = 0.05
+
+
+def baseline_kind(scheme: TierScheme) -> BaselineKind:
+    """The sceptic's model for a scheme: the creator's usual, or their recent momentum."""
+    return "momentum" if scheme == "creator_relative" else "creator_history"
+
+
+def mask_optional_fields(features: pd.DataFrame, rate: float, seed: int) -> pd.DataFrame:
+    """A copy with each optional field group blanked (NaN) on a random `rate` of the rows."""
+    rng = np.random.default_rng(seed)
+    masked = features.copy()
+    for columns in OPTIONAL_FIELDS.values():
+        present = [c for c in columns if c in masked.columns]
+        hit = rng.random(len(masked)) < rate
+        masked.loc[hit, present] = np.nan
+    return masked
+
+
+def gaussian_tier_probabilities(
+    location: np.ndarray, scale: np.ndarray, edges: TierEdges
+) -> np.ndarray:
+    """P(tier) for a normal outcome N(location, scale) cut at the edges (rows sum to 1)."""
+    cuts = np.asarray(edges.edges, dtype=float)
+    z = (cuts[None, :] - np.asarray(location, dtype=float)[:, None]) / np.maximum(
+        np.asarray(scale, dtype=float)[:, None], MIN_SCALE
+    )
+    cdf = np.hstack([np.zeros((len(z), 1)), norm.cdf(z), np.ones((len(z), 1))])
+    return np.clip(np.diff(cdf, axis=1), 1e-9, 1.0)
+
+
+class TierEstimator:
+    """The interface every kind fills (scikit-learn style: learned state ends in `_`)."""
+
+    kind: EstimatorKind
+    scheme: TierScheme
+
+    def fit(self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges) -> TierEstimator:
+        """Learn from rows, their continuous outcome and the tier edges."""
+        raise NotImplementedError
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities over tiers 1-5."""
+        raise NotImplementedError
+
+    def location(self, features: pd.DataFrame) -> np.ndarray | None:
+        """Where on the outcome scale the post is expected (None for classifiers)."""
+        return None
+
+
+class LocationScaleTiers(TierEstimator):
+    """A baseline: a place on the outcome scale and a spread fitted per situation."""
+
+    def __init__(self, kind: BaselineKind, scheme: TierScheme) -> None:
+        """A baseline of one kind for one scheme."""
+        self.kind = kind
+        self.scheme = scheme
+
+    def _situations(self, features: pd.DataFrame) -> np.ndarray:
+        """0 = creator history, 1 = followers only, 2 = nothing known."""
+        history = features["prior_posts"].to_numpy(dtype=float) > 0
+        followers = features["log_followers"].notna().to_numpy()
+        situation = np.where(followers, 1, 2)
+        if self.kind != "follower_mapping":
+            situation = np.where(history, 0, situation)
+        return situation
+
+    def _raw_location(self, features: pd.DataFrame) -> np.ndarray:
+        if self.kind == "momentum":
+            recent = features["prior_last3_log_views"] - features["prior_median_log_views"]
+            return self.slope_ * recent.fillna(0.0).to_numpy(dtype=float)
+        followers = features["log_followers"].to_numpy(dtype=float)
+        by_followers = self.intercept_ + self.slope_ * np.nan_to_num(followers)
+        place = np.where(np.isnan(followers), self.mean_, by_followers)
+        if self.kind == "creator_history":
+            median = features["prior_median_log_views"].to_numpy(dtype=float)
+            place = np.where(np.isnan(median), place, median)
+        return place
+
+    def fit(
+        self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges
+    ) -> LocationScaleTiers:
+        """Fit the follower line (or the momentum factor) and the spread per situation."""
+        outcome = np.asarray(outcome, dtype=float)
+        known = ~np.isnan(outcome)
+        self.edges_ = edges
+        self.mean_ = float(np.mean(outcome[known]))
+        self.intercept_, self.slope_ = self.mean_, 0.0
+        if self.kind == "momentum":
+            recent = (
+                features["prior_last3_log_views"] - features["prior_median_log_views"]
+            ).to_numpy(dtype=float)
+            ok = known & ~np.isnan(recent)
+            denominator = float(np.sum(recent[ok] ** 2))
+            self.slope_ = (
+                float(np.sum(recent[ok] * outcome[ok]) / denominator) if denominator else 0.0
+            )
+        else:
+            followers = features["log_followers"].to_numpy(dtype=float)
+            ok = known & ~np.isnan(followers)
+            if ok.sum() >= 10 and np.ptp(followers[ok]) > 0:
+                self.slope_, self.intercept_ = (
+                    float(v) for v in np.polyfit(followers[ok], outcome[ok], 1)
+                )
+        errors = outcome - self._raw_location(features)
+        situation = self._situations(features)
+        overall = float(np.std(errors[known])) if known.any() else 1.0
+        self.scale_ = {}
+        for s in (0, 1, 2):
+            rows = known & (situation == s)
+            self.scale_[s] = float(np.std(errors[rows])) if rows.sum() >= 20 else overall
+        return self
+
+    def location(self, features: pd.DataFrame) -> np.ndarray:
+        """The baseline's place for each row."""
+        return self._raw_location(features)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Normal probabilities over the tiers around the baseline's place."""
+        scale = np.array([self.scale_[s] for s in self._situations(features)])
+        return gaussian_tier_probabilities(self.location(features), scale, self.edges_)
+
+
+class ResidualBoostingTiers(TierEstimator):
+    """The baseline plus a boosted correction learned from the honest features."""
+
+    kind: EstimatorKind = "residual_boosting"
+
+    def __init__(self, scheme: TierScheme, seed: int = 0) -> None:
+        """A residual model over the scheme's baseline."""
+        self.scheme = scheme
+        self.seed = seed
+
+    def fit(
+        self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges
+    ) -> ResidualBoostingTiers:
+        """Fit the baseline, the correction on 90 % of rows, the spread on the other 10 %."""
+        outcome = np.asarray(outcome, dtype=float)
+        known = np.flatnonzero(~np.isnan(outcome))
+        fit_rows, spread_rows = train_test_split(known, test_size=0.1, random_state=self.seed)
+        self.edges_ = edges
+        self.baseline_ = LocationScaleTiers(baseline_kind(self.scheme), self.scheme).fit(
+            features.iloc[fit_rows], outcome[fit_rows], edges
+        )
+        masked = mask_optional_fields(features.iloc[fit_rows], MASK_RATE, self.seed)
+        residual = outcome[fit_rows] - self.baseline_.location(masked)
+        self.booster_ = HistGradientBoostingRegressor(
+            max_iter=200,
+            learning_rate=0.05,
+            min_samples_leaf=100,
+            l2_regularization=1.0,
+            early_stopping=True,
+            random_state=self.seed,
+        ).fit(masked, residual)
+        held = features.iloc[spread_rows]
+        errors = outcome[spread_rows] - self.location(held)
+        situation = self.baseline_._situations(held)
+        overall = float(np.std(errors))
+        self.scale_ = {
+            s: float(np.std(errors[situation == s])) if (situation == s).sum() >= 20 else overall
+            for s in (0, 1, 2)
+        }
+        return self
+
+    def location(self, features: pd.DataFrame) -> np.ndarray:
+        """The baseline's place moved by the learned correction."""
+        return self.baseline_.location(features) + self.booster_.predict(features)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Normal probabilities over the tiers around the corrected place."""
+        situation = self.baseline_._situations(features)
+        scale = np.array([self.scale_[s] for s in situation])
+        return gaussian_tier_probabilities(self.location(features), scale, self.edges_)
+
+
+class ClassifierTiers(TierEstimator):
+    """A class-weighted tier classifier, trained on masked fields, temperature-calibrated."""
+
+    def __init__(self, kind: ModelKind, scheme: TierScheme, seed: int = 0) -> None:
+        """A classifier of one kind for one scheme."""
+        self.kind = kind
+        self.scheme = scheme
+        self.seed = seed
+
+    def fit(self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges) -> ClassifierTiers:
+        """Fit on 90 % of the rows (masked), the temperature on the other 10 %."""
+        tiers = edges.assign(outcome)
+        known = np.flatnonzero(tiers > 0)
+        fit_rows, calibration_rows = train_test_split(
+            known, test_size=0.1, stratify=tiers[known], random_state=self.seed
+        )
+        self.model_ = make_model(self.kind, self.seed)
+        masked = mask_optional_fields(features.iloc[fit_rows], MASK_RATE, self.seed)
+        fit_model(self.model_, masked, tiers[fit_rows], self.kind)
+        self.classes_ = np.asarray(self.model_.classes_)
+        self.temperature_ = fit_temperature(
+            self.model_.predict_proba(features.iloc[calibration_rows]),
+            tiers[calibration_rows],
+            self.classes_,
+        )
+        return self
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Temperature-scaled probabilities over all five tiers (absent classes get 0)."""
+        raw = apply_temperature(self.model_.predict_proba(features), self.temperature_)
+        full = np.zeros((len(raw), len(TIERS)))
+        full[:, np.searchsorted(TIERS, self.classes_)] = raw
+        return full
+
+
+def make_estimator(kind: EstimatorKind, scheme: TierScheme, seed: int = 0) -> TierEstimator:
+    """An unfitted estimator of any kind."""
+    if kind in BASELINE_KINDS:
+        if (kind == "momentum") != (scheme == "creator_relative"):
+            raise ValueError(f"{kind} is not a baseline for the {scheme} scheme")
+        return LocationScaleTiers(kind, scheme)  # type: ignore[arg-type]
+    if kind == "residual_boosting":
+        return ResidualBoostingTiers(scheme, seed)
+    if kind in ("hist_gradient_boosting", "logistic", "balanced_random_forest"):
+        return ClassifierTiers(kind, scheme, seed)  # type: ignore[arg-type]
+    raise ValueError(
+        f"unknown model kind {kind!r}; expected one of {BASELINE_KINDS + LEARNED_KINDS}"
+    )
+
+
+def describe(estimator: Any) -> str:
+    """The kind and scheme in words, for cards and reports."""
+    return f"{estimator.kind} ({estimator.scheme})"
