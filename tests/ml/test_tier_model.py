@@ -18,16 +18,19 @@ from virtuna.engine.schema import AnalysisInput
 from virtuna.ingest import store_batch
 from virtuna.ingest.tiktok_items import map_items
 from virtuna.jobs.retrain_ml import retrain_ml
+from virtuna.ml.evaluate import evaluate, load_training_set, make_folds
 from virtuna.ml.features import FEATURE_NAMES, build_features, draft_row, training_rows
 from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model, models_dir
 from virtuna.ml.tiers import MIDPOINTS, TierEdges, fit_edges, ml_score, outcome_measure
-from virtuna.ml.train import class_weights, make_split, train_and_evaluate
+from virtuna.ml.train import class_weights
 from virtuna.store import connect
 
 T0 = datetime(2024, 1, 1)
 
 
-def _post(n: int, handle: str, days: float, views: int, text: str = "#dance tonight") -> dict:
+def _post(
+    n: int, handle: str, days: float, views: int, text: str = "#dance tonight", fans: int = 0
+) -> dict:
     posted = T0 + timedelta(days=days)
     return make_item(
         id=str(n),
@@ -37,18 +40,18 @@ def _post(n: int, handle: str, days: float, views: int, text: str = "#dance toni
         diggCount=views // 10,
         commentCount=5,
         shareCount=2,
-        authorMeta={"name": handle, "fans": 1000 + n, "heart": 10, "video": 5},
+        authorMeta={"name": handle, "fans": fans or 1000 + n, "heart": 10, "video": 5},
         musicMeta={"musicId": f"s{n % 3}", "musicName": f"song {n % 3}", "musicOriginal": False},
     )
 
 
-def _store(db: Path, items: list[dict]) -> None:
+def _store(db: Path, items: list[dict], ref: str = "t") -> None:
     with connect(db) as con:
         store_batch(
             con,
-            map_items([json.dumps(i) for i in items], source="apify", source_ref="t"),
+            map_items([json.dumps(i) for i in items], source="apify", source_ref=ref),
             source="apify",
-            source_ref="t",
+            source_ref=ref,
         )
 
 
@@ -109,7 +112,10 @@ def test_features_use_only_earlier_posts_and_never_the_posts_own_outcome(db_path
 
 
 def test_the_same_video_gets_the_same_features_through_both_paths(db_path: Path) -> None:
-    items = [_post(i, "ana", i, 100 * (i + 1), text=f"Wait for it #dance #n{i}") for i in range(6)]
+    items = [
+        _post(i, "ana", i, 100 * (i + 1), text=f"Wait for it #dance #n{i}", fans=5000)
+        for i in range(6)
+    ]
     _store(db_path, items)
     with connect(db_path) as con:
         rows = training_rows(con)
@@ -121,25 +127,15 @@ def test_the_same_video_gets_the_same_features_through_both_paths(db_path: Path)
             creator_handle="ana",
             posted_at=video["posted_at"],
             duration_seconds=video["duration_seconds"],
+            sound_id="s2",
+            sound_name="song 2",
+            sound_original=False,
         )
         predicted = build_features(con, draft).iloc[0]
-    shared = [
-        f
-        for f in FEATURE_NAMES
-        if not f.startswith("sound_")
-        and f
-        not in (
-            "has_sound_key",
-            "sound_original",
-            "log_followers",
-            "log_hearts",
-            "log_videos",
-            "verified",
-        )
-    ]
-    pd.testing.assert_series_equal(trained[shared], predicted[shared], check_names=False)
-    # The draft knows the creator's profile from the store (the newest earlier post).
-    assert predicted["log_followers"] == pytest.approx(np.log1p(1004))
+    # Every feature, the sound's and the follower count included.
+    pd.testing.assert_series_equal(trained, predicted, check_names=False)
+    assert predicted["sound_uses_before"] > 0
+    assert predicted["log_followers"] == pytest.approx(np.log1p(5000))
 
 
 def test_features_are_all_there_with_nan_for_unknowns(db_path: Path) -> None:
@@ -160,74 +156,85 @@ def test_class_weights_are_inverse_frequency() -> None:
     assert weights == pytest.approx({1: 100 / 150, 2: 100 / 90, 3: 100 / 60})
 
 
-def test_splits_keep_proportions_and_creators_apart() -> None:
-    rng = np.random.default_rng(0)
-    outcome = rng.normal(size=1000)
-    groups = np.repeat(np.arange(100), 10)
-    strat = make_split("stratified", outcome, groups)
-    assert len(strat.test) == 200 and len(np.intersect1d(strat.train, strat.test)) == 0
-    tiers = fit_edges(pd.Series(outcome), "views_quintile").assign(outcome)
-    assert np.bincount(tiers[strat.test])[1:].tolist() == [40, 40, 40, 40, 40]
-    grouped = make_split("creator", outcome, groups)
-    assert not set(groups[grouped.train]) & set(groups[grouped.test])
-    assert len(grouped.test) == 200
+def test_splits_hold_out_sources_creators_and_later_posts(db_path: Path) -> None:
+    _learnable_store(db_path, creators=30, posts=20, collections=3)
+    with connect(db_path) as con:
+        data = load_training_set(con)
+    folds = make_folds("leave_one_source_out", data, min_source_rows=100)
+    assert sorted(f.name for f in folds) == ["apify:part0", "apify:part1", "apify:part2"]
+    for fold in folds:
+        assert set(data.collections[fold.test]) == {fold.name}
+        assert fold.name not in set(data.collections[fold.train])
+    (grouped,) = make_folds("creator", data)
+    authors = data.rows["author_key"].to_numpy()
+    assert not set(authors[grouped.train]) & set(authors[grouped.test])
+    (later,) = make_folds("temporal", data)
+    posted = data.rows["posted_at"]
+    assert posted.iloc[later.train].max() < posted.iloc[later.test].min()
+    (strat,) = make_folds("stratified", data)
+    assert len(strat.test) == len(data.rows) // 5
 
 
-def _learnable_store(db: Path, creators: int = 40, posts: int = 15) -> None:
+def _learnable_store(db: Path, creators: int = 40, posts: int = 15, collections: int = 2) -> None:
     """Synthetic mechanism data: each creator's views sit at their own level (a learnable
-    pattern through the history features)."""
+    pattern through the history features); creators are spread over `collections` files."""
     rng = np.random.default_rng(1)
-    items = []
     n = 0
-    for c in range(creators):
-        level = 10 ** rng.uniform(2, 6)
-        for p in range(posts):
-            n += 1
-            items.append(_post(n, f"c{c}", p + c / 100, int(level * rng.uniform(0.7, 1.3))))
-    _store(db, items)
+    for part in range(collections):
+        items = []
+        for c in range(part, creators, collections):
+            level = 10 ** rng.uniform(2, 6)
+            for p in range(posts):
+                n += 1
+                items.append(_post(n, f"c{c}", p + c / 100, int(level * rng.uniform(0.7, 1.3))))
+        _store(db, items, ref=f"part{part}.jsonl")
 
 
-def test_training_reports_every_metric_on_held_out_rows(db_path: Path) -> None:
+def test_evaluation_reports_every_metric_beside_the_baselines(db_path: Path) -> None:
     _learnable_store(db_path)
     with connect(db_path) as con:
-        rows = training_rows(con)
-        features = build_features(con, rows)
-    log_views = np.log1p(rows["views"].to_numpy(dtype=float))
-    result = train_and_evaluate(
-        features,
-        log_views,
-        log_views,
-        rows["author_key"].to_numpy(),
-        kind="hist_gradient_boosting",
-        split="stratified",
-    )
-    metrics = result.metrics
-    assert metrics["rows"] == len(result.split.test) == 120
-    assert 0.5 < metrics["accuracy"] <= 1 and metrics["spearman_expected_tier_log_views"] > 0.8
-    assert np.array(metrics["confusion_matrix"]).sum() == 120
-    assert set(metrics["per_tier"]) == {1, 2, 3, 4, 5}
-    assert "pre" in metrics["report_imbalanced"]
-    assert 0 <= metrics["top_label_ece_15"] <= 1 and result.temperature > 0
+        data = load_training_set(con)
+    kinds = ["creator_history", "hist_gradient_boosting"]
+    result = evaluate(data, "views_quintile", kinds, min_source_rows=100)
+    table = result.table
+    assert set(table["fold"]) == {"pooled", "apify:part0", "apify:part1"}
+    assert {"creator_median", "follower_quantiles", "source_majority"} <= set(table["predictor"])
+    assert table.loc[table["predictor"] == "source_majority", "oracle"].all()
+    pooled = table[(table["fold"] == "pooled") & (table["subset"] == "all")]
+    assert (pooled["rows"] == len(data.rows)).all()  # every row is tested once
+    # The served baseline IS the creator's median where there is history.
+    history = result.metric("creator_history", "accuracy", subset="history")
+    assert history == result.metric("creator_median", "accuracy", subset="history") > 0.5
+    assert result.metric("creator_history", "spearman", subset="history") > 0.8
+    assert 0 <= result.metric("hist_gradient_boosting", "ece") <= 1
 
 
-def test_retrain_promotes_keeps_and_refuses(db_path: Path) -> None:
+def test_retrain_serves_the_baseline_unless_a_learned_model_beats_it(db_path: Path) -> None:
     _learnable_store(db_path)
-    first = retrain_ml(db_path=db_path, min_rows=100)
-    assert first.status == "promoted" and first.metrics["accuracy"] >= 0.6
+    first = retrain_ml(db_path=db_path, min_rows=100, gate=0.95)
+    assert first.status == "promoted" and first.served_kind == "creator_history"
+    assert "does not beat the creator's own history" in first.reason
+    assert "below the gate 0.95" in first.reason
     with connect(db_path) as con:
         assert active_model_id(con) == first.model_id
-    unchanged = retrain_ml(db_path=db_path, min_rows=100)
+        card = load_model(con, first.model_id).card
+    assert (
+        card["kind"] == "creator_history" and card["training"]["candidate"] == "residual_boosting"
+    )
+    assert {"creator_median", "source_majority"} <= {r["predictor"] for r in card["evaluation"]}
+    unchanged = retrain_ml(db_path=db_path, min_rows=100, gate=0.95)
     assert unchanged.status == "refused" and "has not changed" in unchanged.reason
-    _store(db_path, [_post(9000 + i, "newcomer", i, 500) for i in range(5)])  # new data
-    refused = retrain_ml(db_path=db_path, min_rows=100, gate=0.999)
-    assert refused.status == "refused" and "below the gate" in refused.reason
+    # Another scheme is another model, not "unchanged data", and both stay active.
+    relative = retrain_ml(db_path=db_path, min_rows=100, scheme="creator_relative")
+    assert relative.status == "promoted"
     with connect(db_path) as con:
         assert active_model_id(con) == first.model_id  # the serving model stays
+        assert active_model_id(con, "creator_relative") == relative.model_id
         statuses = dict(con.execute("SELECT id, status FROM models").fetchall())
     assert statuses == {
         first.model_id: "promoted",
         unchanged.model_id: "refused",
-        refused.model_id: "refused",
+        relative.model_id: "promoted",
     }
     assert models_dir(db_path).joinpath(f"{first.model_id}.joblib").is_file()
 
@@ -243,6 +250,7 @@ def test_the_engine_uses_the_active_model_and_refuses_a_mismatched_one(db_path: 
         assert isinstance(load_tier_signal(con), NoTierModel)
     _learnable_store(db_path)
     model_id = retrain_ml(db_path=db_path, min_rows=100).model_id
+    relative_id = retrain_ml(db_path=db_path, min_rows=100, scheme="creator_relative").model_id
     payload = normalize(
         AnalysisInput(content_text="Wait for it #dance tonight", creator_handle="c3")
     )
@@ -252,6 +260,12 @@ def test_the_engine_uses_the_active_model_and_refuses_a_mismatched_one(db_path: 
         assert prediction is not None and prediction.model_id == model_id
         assert 12.5 <= prediction.score <= 90
         assert sum(prediction.tier_probabilities) == pytest.approx(1, abs=1e-3)
+        tiers = prediction.as_dict()
+        assert tiers["relative"]["model_id"] == relative_id and tiers["usual_tier"] in range(1, 6)
+        assert tiers["history_posts"] == 15
+        newcomer = normalize(AnalysisInput(content_text="My first post ever #hello"))
+        fresh = signal.predict(con, newcomer, CreatorContext(None, False), T0 + timedelta(30))
+        assert fresh.as_dict()["relative"] is None and fresh.usual_tier is None
         card = json.loads(
             con.execute("SELECT card FROM models WHERE id = ?", [model_id]).fetchall()[0][0]
         )

@@ -28,10 +28,12 @@ import pandas as pd
 from scipy.stats import norm
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
 
 from virtuna.ml.features import OPTIONAL_FIELDS
 from virtuna.ml.tiers import TIERS, TierEdges, TierScheme
 from virtuna.ml.train import (
+    EmptyColumnsToZero,
     ModelKind,
     apply_temperature,
     fit_model,
@@ -203,13 +205,16 @@ class ResidualBoostingTiers(TierEstimator):
         )
         masked = mask_optional_fields(features.iloc[fit_rows], MASK_RATE, self.seed)
         residual = outcome[fit_rows] - self.baseline_.location(masked)
-        self.booster_ = HistGradientBoostingRegressor(
-            max_iter=200,
-            learning_rate=0.05,
-            min_samples_leaf=100,
-            l2_regularization=1.0,
-            early_stopping=True,
-            random_state=self.seed,
+        self.booster_ = make_pipeline(
+            EmptyColumnsToZero(),
+            HistGradientBoostingRegressor(
+                max_iter=200,
+                learning_rate=0.05,
+                min_samples_leaf=100,
+                l2_regularization=1.0,
+                early_stopping=True,
+                random_state=self.seed,
+            ),
         ).fit(masked, residual)
         held = features.iloc[spread_rows]
         errors = outcome[spread_rows] - self.location(held)

@@ -125,15 +125,17 @@ def split_description(kind: SplitKind) -> str:
     }[kind]
 
 
-def make_folds(kind: SplitKind, data: TrainingSet, seed: int = 0) -> list[Fold]:
+def make_folds(
+    kind: SplitKind, data: TrainingSet, seed: int = 0, min_source_rows: int = MIN_SOURCE_ROWS
+) -> list[Fold]:
     """The folds of a split (one for all but leave-one-source-out)."""
     index = np.arange(len(data.rows))
     if kind == "leave_one_source_out":
         names, counts = np.unique(data.collections, return_counts=True)
-        held = [n for n, c in zip(names, counts, strict=True) if c >= MIN_SOURCE_ROWS]
+        held = [n for n, c in zip(names, counts, strict=True) if c >= min_source_rows]
         if len(held) < 2:
             raise ValueError(
-                f"leave-one-source-out needs two collections of at least {MIN_SOURCE_ROWS} "
+                f"leave-one-source-out needs two collections of at least {min_source_rows} "
                 f"rows; found {len(held)}"
             )
         return [
@@ -314,12 +316,13 @@ def evaluate(
     split: SplitKind = "leave_one_source_out",
     *,
     seed: int = 0,
+    min_source_rows: int = MIN_SOURCE_ROWS,
     progress: Progress | None = None,
 ) -> Evaluation:
     """Fit every kind on each fold's training rows and measure it beside the references."""
     outcome_all = data.outcome(scheme)
     collected: list[pd.DataFrame] = []
-    for fold in make_folds(split, data, seed):
+    for fold in make_folds(split, data, seed, min_source_rows):
         train = fold.train[~np.isnan(outcome_all[fold.train])]
         test = fold.test[~np.isnan(outcome_all[fold.test])]
         if len(train) < 5 or len(test) == 0:
