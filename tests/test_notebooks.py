@@ -102,7 +102,7 @@ ALL_NOTEBOOKS = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
 # Historical data: the jobs run "as of" the newest post or outcome, as the demo does.
 AS_OF_LATEST = {"trends", "calibration_audit", "validate_rules"}
 # The full model comparison is the report's job; here one kind proves the notebook runs.
-LIGHTER = {"tier_training": {"kinds": ["hist_gradient_boosting"]}}
+LIGHTER = {"tier_training": {"kinds": ["residual_boosting"], "splits": ["creator", "stratified"]}}
 
 
 @pytest.mark.slow
