@@ -136,3 +136,17 @@ def test_read_jsonl_numbers_lines_across_blocks(tmp_path, block_bytes: int) -> N
     assert lines == ['{"a":1}', '{"b":2}', '{"c":3}']
     assert [(r.position, r.reason.split(" (")[0]) for r in rejects] == [(4, "not valid UTF-8")]
     assert sum(b.consumed for b in blocks) == path.stat().st_size
+
+
+def test_a_count_too_large_for_bigint_is_rejected_not_stored_as_null() -> None:
+    batch = _map('{"id": "7300000000000000001", "createTime": 1700000000, "playCount": 1e300}')
+    assert batch.rows.num_rows == 0
+    (reject,) = batch.rejects
+    assert "views: out of range" in reject.reason
+
+
+def test_an_item_with_only_an_id_is_rejected_with_a_reason() -> None:
+    batch = _map('{"id": "7300000000000000001"}')
+    assert batch.rows.num_rows == 0
+    (reject,) = batch.rejects
+    assert "no engagement counts" in reject.reason
