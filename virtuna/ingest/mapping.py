@@ -13,11 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["text", "count", "number", "bool", "epoch", "datetime"]
+# count: a whole number >= 0 that fits BIGINT; short_count: the same as TikTok's web UI writes it
+# ("7269", "213.1K", "1.4M"); number: a finite double >= 0; clock: a duration "MM:SS" or
+# "H:MM:SS", in seconds; epoch: Unix seconds; datetime: "YYYY-MM-DD HH:MM:SS" text.
+Kind = Literal["text", "count", "short_count", "number", "clock", "bool", "epoch", "datetime"]
 
 # Post times outside this range are data errors (TikTok's predecessor launched in 2014).
 EARLIEST_POST = "2014-01-01"
 LATEST_POST_SQL = "now()::TIMESTAMP + INTERVAL 2 DAY"
+# The counts a stored video must have at least one of.
+ENGAGEMENT_COLUMNS = ("views", "likes", "comments", "shares", "saves")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class FieldMap:
     expr: str
     kind: Kind = "text"
     required: bool = False
+    # For datetime text in local time: how many hours the clock was ahead of UTC (stored as UTC).
+    utc_offset_hours: int = 0
 
 
 def _quote(text: str) -> str:
@@ -42,21 +49,50 @@ def _cast_and_reasons(field: FieldMap) -> tuple[str, list[str]]:
         reasons.append(f"CASE WHEN {x} IS NULL THEN {_quote(label + ': missing')} END")
     if field.kind == "text":
         return x, reasons
-    if field.kind in ("count", "number"):
-        num = f"TRY_CAST({x} AS DOUBLE)"
+    if field.kind in ("count", "short_count", "number"):
+        if field.kind == "short_count":
+            # K/M/B scale the number; DECIMAL keeps "213.1K" exactly 213100. The pattern bounds
+            # the digits so the DECIMAL neither rounds nor overflows.
+            pattern = "[0-9]{1,15}(\\.[0-9]{1,3})?[KMBkmb]?"
+            digits = f"CASE WHEN regexp_full_match({x}, '{pattern}') THEN {x} END"
+            scale = (
+                f"CASE upper(right({x}, 1)) WHEN 'K' THEN 1000 WHEN 'M' THEN 1000000 "
+                "WHEN 'B' THEN 1000000000 ELSE 1 END"
+            )
+            num = f"CAST(TRY_CAST(rtrim({digits}, 'KMBkmb') AS DECIMAL(18, 3)) * {scale} AS DOUBLE)"
+            unreadable = "not a count ("
+        else:
+            num = f"TRY_CAST({x} AS DOUBLE)"
+            unreadable = "not a number ("
         reasons.append(
             f"CASE WHEN {x} IS NOT NULL AND {num} IS NULL "
-            f"THEN {_quote(label + ': not a number (')} || {x} || ')' "
+            f"THEN {_quote(label + ': ' + unreadable)} || {x} || ')' "
             f"WHEN {num} < 0 OR isnan({num}) OR isinf({num}) "
             f"THEN {_quote(label + ': out of range (')} || {x} || ')' END"
         )
         if field.kind == "number":
             return num, reasons
+        whole = f"TRY_CAST({num} AS BIGINT)"
         reasons.append(
             f"CASE WHEN {num} <> floor({num}) "
-            f"THEN {_quote(label + ': not a whole number (')} || {x} || ')' END"
+            f"THEN {_quote(label + ': not a whole number (')} || {x} || ')' "
+            f"WHEN {num} >= 0 AND NOT isinf({num}) AND {whole} IS NULL "
+            f"THEN {_quote(label + ': out of range (')} || {x} || ')' END"
         )
-        return f"TRY_CAST({num} AS BIGINT)", reasons
+        return whole, reasons
+    if field.kind == "clock":
+        parts = [f"TRY_CAST(split_part({x}, ':', {i}) AS BIGINT)" for i in (1, 2, 3)]
+        cast = (
+            f"CASE WHEN regexp_full_match({x}, '[0-9]+:[0-5][0-9]') "
+            f"THEN CAST({parts[0]} * 60 + {parts[1]} AS DOUBLE) "
+            f"WHEN regexp_full_match({x}, '[0-9]+:[0-5][0-9]:[0-5][0-9]') "
+            f"THEN CAST({parts[0]} * 3600 + {parts[1]} * 60 + {parts[2]} AS DOUBLE) END"
+        )
+        reasons.append(
+            f"CASE WHEN {x} IS NOT NULL AND ({cast}) IS NULL "
+            f"THEN {_quote(label + ': not a duration (')} || {x} || ')' END"
+        )
+        return cast, reasons
     if field.kind == "bool":
         cast = (
             f"CASE WHEN lower({x}) IN ('true', '1', '1.0', 'yes') THEN TRUE "
@@ -75,6 +111,8 @@ def _cast_and_reasons(field: FieldMap) -> tuple[str, list[str]]:
         )
     else:  # datetime text
         cast = f"TRY_CAST({x} AS TIMESTAMP)"
+        if field.utc_offset_hours:
+            cast = f"({cast} - INTERVAL {int(field.utc_offset_hours)} HOUR)"
     reasons.append(
         f"CASE WHEN {x} IS NOT NULL AND ({cast}) IS NULL "
         f"THEN {_quote(label + ': not a time (')} || {x} || ')' "
@@ -90,19 +128,30 @@ def compile_select(
     *,
     structural_checks: list[str] = (),  # type: ignore[assignment]
     passthrough: list[str] = (),  # type: ignore[assignment]
+    require_any: tuple[str, ...] = ENGAGEMENT_COLUMNS,
 ) -> str:
     """A SELECT over `source_sql` giving position, raw, the typed columns and reject_reason.
 
     `structural_checks` are SQL expressions yielding a reason (or NULL) that, when present,
     replace the per-field reasons (a malformed document has no fields worth listing).
     `passthrough` names source columns copied as they are (for Python post-processing).
+    A row in which every column of `require_any` that the mapping has is NULL is rejected:
+    a video with no observed count at all carries nothing to learn from.
     """
     columns = ["position", "raw", *passthrough]
     field_reasons: list[str] = []
+    casts: dict[str, str] = {}
     for field in fields:
         cast, reasons = _cast_and_reasons(field)
         columns.append(f"{cast} AS {field.column}")
         field_reasons.extend(reasons)
+        casts[field.column] = cast
+    present = [c for c in require_any if c in casts]
+    if present:
+        field_reasons.append(
+            f"CASE WHEN {' AND '.join(f'({casts[c]}) IS NULL' for c in present)} "
+            f"THEN {_quote('no engagement counts (' + ', '.join(present) + ' all missing)')} END"
+        )
     structural = (
         f"nullif(concat_ws('; ', {', '.join(structural_checks)}), '')"
         if structural_checks
