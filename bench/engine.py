@@ -78,7 +78,7 @@ from virtuna.engine.batch import score_batch
 from virtuna.engine.fuzzy import match_sounds
 from virtuna.engine.pipeline import Engine
 from virtuna.engine.schema import AnalysisInput, PredictionResult
-from virtuna.ingest import ingest_file
+from virtuna.ingest import data_files, ingest_file
 from virtuna.jobs.calculate_trends import calculate_trends
 from virtuna.log import configure_logging
 from virtuna.store import connect
@@ -143,11 +143,10 @@ def build_store() -> Setup:
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     videos = 0
-    for path in sorted(RAW.iterdir()):
-        if path.suffix in (".csv", ".json", ".jsonl"):
-            report = ingest_file(path, db_path=STORE)
-            _check(report.balanced and report.read > 0, f"ingest of {path.name}: {report}")
-            videos += report.inserted
+    for path, ref in data_files(RAW):
+        report = ingest_file(path, db_path=STORE, source_ref=ref)
+        _check(report.balanced and report.read > 0, f"ingest of {ref}: {report}")
+        videos += report.inserted
     trends = calculate_trends("latest", 48, db_path=str(STORE))
     _check(trends.sounds > 0, f"no trending sounds in the snapshot: {trends}")
     with connect(STORE) as con:

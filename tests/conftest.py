@@ -43,12 +43,11 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def bundled_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding all of the bundled real data (built once; copy it before writing)."""
-    from virtuna.ingest import ingest_file
+    from virtuna.ingest import data_files, ingest_file
 
     path = tmp_path_factory.mktemp("bundled") / "bundled.duckdb"
-    for name in sorted(RAW.iterdir()):
-        if name.suffix in (".json", ".jsonl", ".csv"):
-            ingest_file(name, db_path=path)
+    for file, ref in data_files(RAW):
+        ingest_file(file, db_path=path, source_ref=ref)
     return path
 
 

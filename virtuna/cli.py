@@ -15,7 +15,7 @@ from tqdm import tqdm
 from virtuna.calibration.backtest import run_backtest
 from virtuna.config import PROJECT_ROOT, SettingsError, get_settings, settings_table
 from virtuna.engine.baseline import baseline_path, compute_baseline, save_baseline
-from virtuna.ingest import FORMATS, IngestError, IngestReport, ingest_file
+from virtuna.ingest import FORMATS, IngestError, IngestReport, data_files, ingest_file
 from virtuna.jobs.runner import REPORTS_DIR
 from virtuna.log import configure_logging, init_sentry
 from virtuna.store import StoreLockedError, connect, one
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from virtuna.engine.schema import PredictionResult
 
 DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
-DATA_SUFFIXES = {".json", ".jsonl", ".csv"}
 
 
 class CliError(Exception):
@@ -57,21 +56,38 @@ def cmd_init_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ingest_paths(paths: Sequence[Path], fmt: str | None, db: Path) -> list[IngestReport]:
+def _expand(paths: Sequence[Path]) -> list[tuple[Path, str]]:
+    """Files as given (named by their file name) and every data file below a folder (named by
+    its path relative to that folder)."""
+    files: list[tuple[Path, str]] = []
     for path in paths:
-        if not path.is_file():
+        if path.is_dir():
+            found = data_files(path)
+            if not found:
+                raise CliError(f"{path}: no data files (.json, .jsonl, .csv) found")
+            files.extend(found)
+        elif path.is_file():
+            files.append((path, path.name))
+        else:
             raise CliError(f"{path}: no such file")
-    total = sum(p.stat().st_size for p in paths)
+    return files
+
+
+def _ingest_paths(paths: Sequence[Path], fmt: str | None, db: Path) -> list[IngestReport]:
+    files = _expand(paths)
+    total = sum(p.stat().st_size for p, _ in files)
     reports = []
     with tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr) as bar:
-        for path in paths:
-            bar.set_postfix_str(path.name)
-            reports.append(ingest_file(path, fmt=fmt, db_path=db, progress=bar.update))
+        for path, ref in files:
+            bar.set_postfix_str(ref)
+            reports.append(
+                ingest_file(path, fmt=fmt, db_path=db, progress=bar.update, source_ref=ref)
+            )
     return reports
 
 
 def _print_reports(reports: list[IngestReport]) -> None:
-    rows = [{**r.as_dict(), "file": Path(r.path).name} for r in reports]
+    rows = [{**r.as_dict(), "file": r.source_ref} for r in reports]
     print(_table(rows, ["file", "source", "read", "inserted", "updated", "rejected", "seconds"]))
     for report in reports:
         if not report.balanced:
@@ -79,7 +95,7 @@ def _print_reports(reports: list[IngestReport]) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Ingest the given files."""
+    """Ingest the given files and folders (every data file below a folder)."""
     reports = _ingest_paths([Path(p) for p in args.paths], args.format, _db_path(args))
     _print_reports(reports)
     return 0
@@ -89,11 +105,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: ingest the bundled real data, run every job's notebook, predict once."""
     db = _db_path(args)
     raw_dir = Path(args.data_dir)
-    files = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
-    if not files:
-        raise CliError(f"{raw_dir}: no data files (.json, .jsonl, .csv) found")
+    if not raw_dir.is_dir():
+        raise CliError(f"{raw_dir}: no such folder")
     print(f"store: {db}")
-    _print_reports(_ingest_paths(files, None, db))
+    _print_reports(_ingest_paths([raw_dir], None, db))
     with connect(db) as con:
         summary = video_summary(con)
         (rejects,) = one(con, "SELECT count(*) FROM ingest_rejects")
@@ -293,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     init_db.set_defaults(func=cmd_init_db)
 
     ingest = sub.add_parser("ingest", help="ingest scraped data files")
-    ingest.add_argument("paths", nargs="+", help="files to ingest")
+    ingest.add_argument(
+        "paths", nargs="+", help="files, or folders to ingest every data file below"
+    )
     ingest.add_argument("--format", choices=FORMATS, help="the files' format (default: detect)")
     ingest.set_defaults(func=cmd_ingest)
 

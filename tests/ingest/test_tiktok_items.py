@@ -67,7 +67,7 @@ def test_every_problem_of_a_bad_row_is_named_and_the_raw_text_kept() -> None:
     [
         ("{not json", "malformed JSON"),
         ("[1, 2]", "not a JSON object"),
-        (json.dumps(make_item(id="")), "platform_video_id: missing"),
+        (json.dumps(make_item(id="", webVideoUrl="")), "platform_video_id: missing"),
         (json.dumps(make_item(hashtags="fyp")), "hashtags: cannot parse"),
         (json.dumps(make_item(videoMeta={"duration": "long"})), "duration_seconds: not a number"),
         (json.dumps(make_item(authorMeta={"verified": "maybe"})), "author_verified: not a boolean"),
@@ -136,3 +136,35 @@ def test_read_jsonl_numbers_lines_across_blocks(tmp_path, block_bytes: int) -> N
     assert lines == ['{"a":1}', '{"b":2}', '{"c":3}']
     assert [(r.position, r.reason.split(" (")[0]) for r in rejects] == [(4, "not valid UTF-8")]
     assert sum(b.consumed for b in blocks) == path.stat().st_size
+
+
+def test_a_count_too_large_for_bigint_is_rejected_not_stored_as_null() -> None:
+    batch = _map('{"id": "7300000000000000001", "createTime": 1700000000, "playCount": 1e300}')
+    assert batch.rows.num_rows == 0
+    (reject,) = batch.rejects
+    assert "views: out of range" in reject.reason
+
+
+def test_an_item_with_only_an_id_is_rejected_with_a_reason() -> None:
+    batch = _map('{"id": "7300000000000000001"}')
+    assert batch.rows.num_rows == 0
+    (reject,) = batch.rejects
+    assert "no engagement counts" in reject.reason
+
+
+def test_an_item_without_id_time_or_handle_takes_them_from_its_url_and_id() -> None:
+    item = make_item(webVideoUrl="https://www.tiktok.com/@Coinecoinee/video/7502812971429612807")
+    for key in ("id", "createTime", "createTimeISO"):
+        del item[key]
+    del item["authorMeta"]["name"]
+    (row,) = _map(json.dumps(item)).rows.to_pylist()
+    assert row["platform_video_id"] == "7502812971429612807"
+    assert row["posted_at"] == datetime(2025, 5, 10, 13, 46, 13)  # 7502812971429612807 >> 32
+    assert row["author_handle"] == "coinecoinee"
+
+
+def test_a_short_id_gives_no_post_time() -> None:
+    item = make_item(id="6597000000000000")  # 16 digits: the top bits are not a time
+    del item["createTime"]
+    (row,) = _map(json.dumps(item)).rows.to_pylist()
+    assert row["posted_at"] is None

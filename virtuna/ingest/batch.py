@@ -36,6 +36,9 @@ class MappedBatch:
 
     rows: pa.Table = field(default_factory=VIDEO_SCHEMA.empty_table)
     rejects: list[Reject] = field(default_factory=list)
+    # The rows only fill what a stored video lacks (a reduced export that must not overwrite
+    # the fuller record another file gave of the same video).
+    fill_only: bool = False
 
     @property
     def read(self) -> int:
@@ -52,18 +55,24 @@ def finish_batch(
     parse_hashtags: HashtagParser,
     seen_keys: dict[str, int],
     scraped_at: datetime | None = None,
+    keep_repeats: bool = False,
 ) -> MappedBatch:
     """Run a compiled mapping, add hashtags and constants, and split off the rejects.
 
     `seen_keys` (video id -> position) carries across the chunks of one source, so a video
-    repeated within a source is rejected as a duplicate rather than stored twice.
+    repeated within a source is rejected as a duplicate rather than stored twice, unless
+    `keep_repeats` says repeats are re-scrapes (they are kept, and stored as updates).
     """
     table = con.sql(select_sql).to_arrow_table()
     positions = table["position"].to_pylist()
     reasons = table["reject_reason"].to_pylist()
     keys = table["platform_video_id"].to_pylist()
     tags_raw = table["hashtags_raw"].to_pylist()
-    captions = table["description"].to_pylist()
+    captions = (
+        table["description"].to_pylist()
+        if "description" in table.column_names
+        else [None] * table.num_rows
+    )
 
     keep: list[bool] = []
     hashtags: list[list[str]] = []
@@ -77,7 +86,7 @@ def finish_batch(
                 tags = extract_hashtags(captions[i]) if parsed is None else parsed
             except (ValueError, SyntaxError, TypeError) as exc:
                 reason = f"hashtags: cannot parse ({exc})"
-        if reason is None:
+        if reason is None and not keep_repeats:
             first = seen_keys.setdefault(keys[i], position)
             if first != position:
                 reason = f"duplicate video id {keys[i]} (first at position {first})"

@@ -1,7 +1,10 @@
-"""Flat CSV sources: the 2021 user-timeline export and the 2025 trending table.
+"""Flat CSV sources: one CsvFormat per layout, mapped by the shared field-map mechanism.
 
-Both are read with the standard csv module (a row with the wrong number of fields is rejected
-with that reason) into a relation of strings, then mapped by the shared field-map mechanism.
+`timeline_csv` (the 2021 user timelines), `trending_csv` (the 2025 trending table),
+`vn_web_csv` (the 2025 Vietnamese feed and creator timelines scraped from the web UI) and
+`suggested_csv` (the 2020 TikTokApi crawl of suggested creators). Every file is read with the
+standard csv module as UTF-8 with an optional byte-order mark (a row with the wrong number of
+fields is rejected with that reason) into a relation of strings.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -53,6 +57,11 @@ class CsvFormat:
     hashtags_column: str
     parse_hashtags: HashtagParser
     scraped_at_column: str | None = None
+    # When the whole source was scraped at one known time (the source has no column for it).
+    scraped_at: datetime | None = None
+    # A key repeated within the source is a later scrape of the same video, not an error: every
+    # repeat is stored as an update, and the latest scrape wins (see `store_batch`).
+    keep_repeats: bool = False
 
     def select_sql(self) -> str:
         """The compiled mapping over the registered `_rows` relation."""
@@ -122,6 +131,15 @@ ORIGINAL_SOUND_LABELS = (
 )
 _LABELS_SQL = "(" + ", ".join("'" + label + "'" for label in ORIGINAL_SOUND_LABELS) + ")"
 
+
+def _original_sound_sql(column: str) -> str:
+    """'true' when a sound title is a creator's own audio label, 'false' for a named track."""
+    title = f"lower(trim({_q(column)}))"
+    return (
+        f"CASE WHEN regexp_replace({title}, ' - .*$', '') IN {_LABELS_SQL} THEN 'true' "
+        f"WHEN nullif({title}, '') IS NOT NULL THEN 'false' END"
+    )
+
 # 2025 trending: a merge of two scrapes; 7 rows carry views/posted_time/fetch_time instead of
 # plays/create_time. No follower counts, no durations.
 TRENDING_CSV = CsvFormat(
@@ -139,13 +157,7 @@ TRENDING_CSV = CsvFormat(
         FieldMap("author_handle", _q("author")),
         FieldMap("description", _q("description")),
         FieldMap("sound_name", _q("music")),
-        FieldMap(
-            "sound_original",
-            f"CASE WHEN regexp_replace(lower(trim(music)), ' - .*$', '') IN {_LABELS_SQL} "
-            "THEN 'true' "
-            "WHEN nullif(trim(music), '') IS NOT NULL THEN 'false' END",
-            "bool",
-        ),
+        FieldMap("sound_original", _original_sound_sql("music"), "bool"),
         FieldMap("views", "coalesce(nullif(trim(plays), ''), nullif(trim(views), ''))", "count"),
         FieldMap("likes", _q("likes"), "count"),
         FieldMap("shares", _q("shares"), "count"),
@@ -156,12 +168,74 @@ TRENDING_CSV = CsvFormat(
     scraped_at_column="fetch_time",
 )
 
-CSV_FORMATS = (TIMELINE_CSV, TRENDING_CSV)
+# 2025 Vietnamese web-UI scrape (feed and creator timelines): counts as the UI shows them
+# ("213.1K"; "Share" is the button label TikTok shows at 0 shares), durations from the player
+# ("00:00" when it had not loaded, empty for photo posts), the scrape time in the scraping PC's
+# local time (UTC+7). `music_id` went through a float and lost its last digits, so it is not
+# kept: sounds are known by title and author. The second timeline file re-scraped some videos.
+VN_WEB_CSV = CsvFormat(
+    name="vn_web_csv",
+    signature=frozenset({"vid_id", "vid_scrapeTime", "vid_nview", "user_nfollower", "music_title"}),
+    fields=(
+        FieldMap("platform_video_id", _q("vid_id"), required=True),
+        FieldMap("video_url", _q("vid_url")),
+        FieldMap("posted_at", _q("vid_postTime"), "datetime", required=True),  # UTC (from id)
+        FieldMap("scraped_at", _q("vid_scrapeTime"), "datetime", utc_offset_hours=7),
+        FieldMap("author_handle", _q("user_name")),
+        FieldMap("author_followers", _q("user_nfollower"), "short_count"),
+        FieldMap("description", _q("vid_caption")),
+        FieldMap("duration_seconds", "nullif(trim(vid_duration), '00:00')", "clock"),
+        FieldMap("views", _q("vid_nview"), "short_count"),
+        FieldMap("likes", _q("vid_nlike"), "short_count"),
+        FieldMap("comments", _q("vid_ncomment"), "short_count"),
+        FieldMap(
+            "shares",
+            "CASE WHEN trim(vid_nshare) = 'Share' THEN '0' ELSE vid_nshare END",
+            "short_count",
+        ),
+        FieldMap("saves", _q("vid_nsave"), "short_count"),
+        FieldMap("sound_name", _q("music_title")),
+        FieldMap("sound_author", _q("music_authorName")),
+        FieldMap("sound_original", _q("music_originality"), "bool"),
+    ),
+    hashtags_column="vid_hashtags",
+    parse_hashtags=parse_comma_hashtags,
+    keep_repeats=True,
+)
+
+# 2020 TikTokApi crawl of suggested creators: no caption, no sound id, no scrape-time column.
+# The files were committed 2020-11-08 02:43 UTC, minutes after the newest post in them
+# (01:54 UTC), so that commit time bounds the scrape from above; it gives every view count an
+# age (at most about a day too old for the creators crawled first).
+SUGGESTED_CSV = CsvFormat(
+    name="suggested_csv",
+    signature=frozenset({"id", "create_time", "user_name", "song", "n_plays", "n_followers"}),
+    fields=(
+        FieldMap("platform_video_id", _q("id"), required=True),
+        FieldMap("posted_at", _q("create_time"), "epoch", required=True),
+        FieldMap("author_handle", _q("user_name")),
+        FieldMap("author_followers", _q("n_followers"), "count"),
+        FieldMap("author_hearts", _q("n_total_likes"), "count"),
+        FieldMap("author_videos", _q("n_total_vids"), "count"),
+        FieldMap("sound_name", _q("song")),
+        FieldMap("sound_original", _original_sound_sql("song"), "bool"),
+        FieldMap("duration_seconds", _q("video_length"), "number"),
+        FieldMap("views", _q("n_plays"), "count"),
+        FieldMap("likes", _q("n_likes"), "count"),
+        FieldMap("shares", _q("n_shares"), "count"),
+        FieldMap("comments", _q("n_comments"), "count"),
+    ),
+    hashtags_column="hashtags",
+    parse_hashtags=parse_python_list_hashtags,
+    scraped_at=datetime(2020, 11, 8, 2, 43),
+)
+
+CSV_FORMATS = (TIMELINE_CSV, TRENDING_CSV, VN_WEB_CSV, SUGGESTED_CSV)
 
 
 def csv_header(path: Path) -> list[str]:
     """The header row of a CSV file."""
-    with path.open("r", encoding="utf-8", newline="") as handle:
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
         return next(csv.reader(handle), [])
 
 
@@ -170,7 +244,7 @@ def read_csv_rows(
 ) -> Iterator[tuple[list[str], list[list[str]], list[int], list[Reject], int]]:
     """Chunks of (header, rows, positions, malformed-row rejects, bytes consumed)."""
     size = path.stat().st_size
-    with path.open("r", encoding="utf-8", newline="") as handle:
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
         rows: list[list[str]] = []
@@ -225,6 +299,8 @@ def map_csv_rows(
                 source_ref=source_ref,
                 parse_hashtags=fmt.parse_hashtags,
                 seen_keys=seen_keys,
+                scraped_at=fmt.scraped_at,
+                keep_repeats=fmt.keep_repeats,
             )
         finally:
             mapper.unregister("_rows")

@@ -13,11 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["text", "count", "number", "bool", "epoch", "datetime"]
+# count: a whole number >= 0 that fits BIGINT; short_count: the same as TikTok's web UI writes it
+# ("7269", "213.1K", "1.4M"); number: a finite double >= 0; clock: a duration "MM:SS" or
+# "H:MM:SS", in seconds; epoch: Unix seconds; datetime: "YYYY-MM-DD HH:MM:SS" text.
+Kind = Literal["text", "count", "short_count", "number", "clock", "bool", "epoch", "datetime"]
 
 # Post times outside this range are data errors (TikTok's predecessor launched in 2014).
 EARLIEST_POST = "2014-01-01"
 LATEST_POST_SQL = "now()::TIMESTAMP + INTERVAL 2 DAY"
+# The counts a stored video must have at least one of.
+ENGAGEMENT_COLUMNS = ("views", "likes", "comments", "shares", "saves")
 
 
 @dataclass(frozen=True)
@@ -28,45 +33,93 @@ class FieldMap:
     expr: str
     kind: Kind = "text"
     required: bool = False
+    # For datetime text in local time: how many hours the clock was ahead of UTC (stored as UTC).
+    utc_offset_hours: int = 0
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _cast_and_reasons(field: FieldMap) -> tuple[str, list[str]]:
-    x = f"nullif(trim(CAST(({field.expr}) AS VARCHAR)), '')"
+@dataclass(frozen=True)
+class _Compiled:
+    """One field's SQL in three stages, so no expression is written out twice."""
+
+    text: str  # stage 1: the trimmed text, NULL when empty
+    number: str | None  # stage 2 (numeric kinds): the value as a DOUBLE
+    value: str  # stage 2: the typed value
+    reasons: list[str]  # stage 3: why the row cannot be accepted, or NULL
+
+
+def _ref(stage: str, column: str) -> str:
+    return f'"_{stage}_{column}"'
+
+
+def _compile(field: FieldMap) -> _Compiled:
     label = field.column
+    x = _ref("x", label)  # the stage-1 text, as seen by stages 2 and 3
+    text = f"nullif(trim(CAST(({field.expr}) AS VARCHAR)), '')"
     reasons: list[str] = []
     if field.required:
         reasons.append(f"CASE WHEN {x} IS NULL THEN {_quote(label + ': missing')} END")
     if field.kind == "text":
-        return x, reasons
-    if field.kind in ("count", "number"):
-        num = f"TRY_CAST({x} AS DOUBLE)"
+        return _Compiled(text, None, x, reasons)
+    if field.kind in ("count", "short_count", "number"):
+        if field.kind == "short_count":
+            # K/M/B scale the number; DECIMAL keeps "213.1K" exactly 213100. The pattern bounds
+            # the digits so the DECIMAL neither rounds nor overflows.
+            pattern = "[0-9]{1,15}(\\.[0-9]{1,3})?[KMBkmb]?"
+            digits = f"CASE WHEN regexp_full_match({x}, '{pattern}') THEN rtrim({x}, 'KMBkmb') END"
+            scale = (
+                f"CASE upper(right({x}, 1)) WHEN 'K' THEN 1000 WHEN 'M' THEN 1000000 "
+                "WHEN 'B' THEN 1000000000 ELSE 1 END"
+            )
+            number = f"CAST(TRY_CAST({digits} AS DECIMAL(18, 3)) * {scale} AS DOUBLE)"
+            unreadable = "not a count ("
+        else:
+            number = f"TRY_CAST({x} AS DOUBLE)"
+            unreadable = "not a number ("
+        num = _ref("n", label)
         reasons.append(
             f"CASE WHEN {x} IS NOT NULL AND {num} IS NULL "
-            f"THEN {_quote(label + ': not a number (')} || {x} || ')' "
+            f"THEN {_quote(label + ': ' + unreadable)} || {x} || ')' "
             f"WHEN {num} < 0 OR isnan({num}) OR isinf({num}) "
             f"THEN {_quote(label + ': out of range (')} || {x} || ')' END"
         )
         if field.kind == "number":
-            return num, reasons
+            return _Compiled(text, number, num, reasons)
+        whole = _ref("v", label)
         reasons.append(
             f"CASE WHEN {num} <> floor({num}) "
-            f"THEN {_quote(label + ': not a whole number (')} || {x} || ')' END"
+            f"THEN {_quote(label + ': not a whole number (')} || {x} || ')' "
+            f"WHEN {num} >= 0 AND NOT isinf({num}) AND {whole} IS NULL "
+            f"THEN {_quote(label + ': out of range (')} || {x} || ')' END"
         )
-        return f"TRY_CAST({num} AS BIGINT)", reasons
+        return _Compiled(text, number, f"TRY_CAST({_ref('n', label)} AS BIGINT)", reasons)
+    value = _ref("v", label)
+    if field.kind == "clock":
+        parts = [f"TRY_CAST(split_part({x}, ':', {i}) AS BIGINT)" for i in (1, 2, 3)]
+        cast = (
+            f"CASE WHEN regexp_full_match({x}, '[0-9]+:[0-5][0-9]') "
+            f"THEN CAST({parts[0]} * 60 + {parts[1]} AS DOUBLE) "
+            f"WHEN regexp_full_match({x}, '[0-9]+:[0-5][0-9]:[0-5][0-9]') "
+            f"THEN CAST({parts[0]} * 3600 + {parts[1]} * 60 + {parts[2]} AS DOUBLE) END"
+        )
+        reasons.append(
+            f"CASE WHEN {x} IS NOT NULL AND {value} IS NULL "
+            f"THEN {_quote(label + ': not a duration (')} || {x} || ')' END"
+        )
+        return _Compiled(text, None, cast, reasons)
     if field.kind == "bool":
         cast = (
             f"CASE WHEN lower({x}) IN ('true', '1', '1.0', 'yes') THEN TRUE "
             f"WHEN lower({x}) IN ('false', '0', '0.0', 'no') THEN FALSE END"
         )
         reasons.append(
-            f"CASE WHEN {x} IS NOT NULL AND ({cast}) IS NULL "
+            f"CASE WHEN {x} IS NOT NULL AND {value} IS NULL "
             f"THEN {_quote(label + ': not a boolean (')} || {x} || ')' END"
         )
-        return cast, reasons
+        return _Compiled(text, None, cast, reasons)
     if field.kind == "epoch":
         seconds = f"TRY_CAST({x} AS DOUBLE)"
         cast = (
@@ -75,13 +128,15 @@ def _cast_and_reasons(field: FieldMap) -> tuple[str, list[str]]:
         )
     else:  # datetime text
         cast = f"TRY_CAST({x} AS TIMESTAMP)"
+        if field.utc_offset_hours:
+            cast = f"({cast} - INTERVAL {int(field.utc_offset_hours)} HOUR)"
     reasons.append(
-        f"CASE WHEN {x} IS NOT NULL AND ({cast}) IS NULL "
+        f"CASE WHEN {x} IS NOT NULL AND {value} IS NULL "
         f"THEN {_quote(label + ': not a time (')} || {x} || ')' "
-        f"WHEN ({cast}) < TIMESTAMP '{EARLIEST_POST}' OR ({cast}) > {LATEST_POST_SQL} "
-        f"THEN {_quote(label + ': out of range (')} || CAST(({cast}) AS VARCHAR) || ')' END"
+        f"WHEN {value} < TIMESTAMP '{EARLIEST_POST}' OR {value} > {LATEST_POST_SQL} "
+        f"THEN {_quote(label + ': out of range (')} || CAST({value} AS VARCHAR) || ')' END"
     )
-    return cast, reasons
+    return _Compiled(text, None, cast, reasons)
 
 
 def compile_select(
@@ -90,19 +145,34 @@ def compile_select(
     *,
     structural_checks: list[str] = (),  # type: ignore[assignment]
     passthrough: list[str] = (),  # type: ignore[assignment]
+    require_any: tuple[str, ...] = ENGAGEMENT_COLUMNS,
 ) -> str:
     """A SELECT over `source_sql` giving position, raw, the typed columns and reject_reason.
 
     `structural_checks` are SQL expressions yielding a reason (or NULL) that, when present,
     replace the per-field reasons (a malformed document has no fields worth listing).
     `passthrough` names source columns copied as they are (for Python post-processing).
+    A row in which every column of `require_any` that the mapping has is NULL is rejected:
+    a video with no observed count at all carries nothing to learn from.
     """
-    columns = ["position", "raw", *passthrough]
-    field_reasons: list[str] = []
-    for field in fields:
-        cast, reasons = _cast_and_reasons(field)
-        columns.append(f"{cast} AS {field.column}")
-        field_reasons.extend(reasons)
+    compiled = {field.column: _compile(field) for field in fields}
+    texts = [f"{c.text} AS {_ref('x', name)}" for name, c in compiled.items()]
+    numbers = [f"{c.number} AS {_ref('n', name)}" for name, c in compiled.items() if c.number]
+    values = [f"{c.value} AS {_ref('v', name)}" for name, c in compiled.items()]
+    # Stage 2 computes numbers before the values that cast them, so it runs in two steps.
+    staged = f"SELECT *, {', '.join(texts)} FROM ({source_sql}) AS src"
+    if numbers:
+        staged = f"SELECT *, {', '.join(numbers)} FROM ({staged}) AS texts"
+    staged = f"SELECT *, {', '.join(values)} FROM ({staged}) AS numbers"
+
+    field_reasons = [reason for c in compiled.values() for reason in c.reasons]
+    present = [name for name in require_any if name in compiled]
+    if present:
+        missing = " AND ".join(f"{_ref('v', name)} IS NULL" for name in present)
+        field_reasons.append(
+            f"CASE WHEN {missing} "
+            f"THEN {_quote('no engagement counts (' + ', '.join(present) + ' all missing)')} END"
+        )
     structural = (
         f"nullif(concat_ws('; ', {', '.join(structural_checks)}), '')"
         if structural_checks
@@ -111,5 +181,11 @@ def compile_select(
     per_field = (
         f"nullif(concat_ws('; ', {', '.join(field_reasons)}), '')" if field_reasons else "NULL"
     )
-    columns.append(f"coalesce({structural}, {per_field}) AS reject_reason")
-    return f"SELECT {', '.join(columns)} FROM ({source_sql}) AS src"
+    columns = [
+        "position",
+        "raw",
+        *passthrough,
+        *(f"{_ref('v', name)} AS {name}" for name in compiled),
+        f"coalesce({structural}, {per_field}) AS reject_reason",
+    ]
+    return f"SELECT {', '.join(columns)} FROM ({staged}) AS fields"

@@ -73,8 +73,24 @@ _COLUMNS = (
     ("comments", "count", False),
     ("saves", "count", False),
 )
+# Fallbacks for items that lack a field but carry it elsewhere (Apify's reduced CSV exports
+# have no id, createTime or, in one file, authorMeta.name): the id from webVideoUrl, the post
+# time from a 19-digit id's top 32 bits (TikTok ids start with the Unix second of the post),
+# the handle from the URL. Items that have the field are read as before.
+_ID = "coalesce(nullif(trim(v[1]), ''), regexp_extract(v[2], '/(?:video|photo)/([0-9]+)', 1))"
+_ID_SECONDS = (
+    f"CASE WHEN regexp_full_match({_ID}, '[0-9]{{19}}') "
+    f"THEN CAST(TRY_CAST({_ID} AS HUGEINT) >> 32 AS VARCHAR) END"
+)
+_FALLBACKS = {
+    "platform_video_id": _ID,
+    "posted_at": f"coalesce(nullif(trim(v[3]), ''), {_ID_SECONDS})",
+    "author_handle": (
+        "coalesce(nullif(trim(v[4]), ''), regexp_extract(v[2], 'tiktok\\.com/@([^/?#]+)', 1))"
+    ),
+}
 ITEM_FIELDS = [
-    FieldMap(column, f"v[{i + 1}]", kind, required)  # type: ignore[arg-type]
+    FieldMap(column, _FALLBACKS.get(column, f"v[{i + 1}]"), kind, required)  # type: ignore[arg-type]
     for i, (column, kind, required) in enumerate(_COLUMNS)
 ]
 _PATH_LIST = "[" + ", ".join(f"'{p}'" for p in _PATHS) + "]"

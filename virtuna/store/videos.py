@@ -61,24 +61,40 @@ class UpsertCounts:
     updated: int
 
 
-def upsert_videos(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> UpsertCounts:
+def upsert_videos(
+    con: duckdb.DuckDBPyConnection, batch: pa.Table, *, fill_only: bool = False
+) -> UpsertCounts:
     """Insert or update a batch of mapped videos, keyed on (platform, platform_video_id).
 
-    Call it inside `transaction(con)`. The batch has VIDEO_SCHEMA and repeats no key. On
-    update, a value the new row lacks (NULL) keeps the stored value, so a source that knows
-    less never erases what another source knew.
+    Call it inside `transaction(con)`. The batch has VIDEO_SCHEMA and repeats no key. When a
+    key is stored, the newer observation wins: a row with a known scrape time beats one with an
+    unknown time, the later known time beats the earlier, and between two unknown times the
+    later ingest wins. The winner's values replace the stored ones, the loser's only fill the
+    columns the winner lacks (NULL), so a source that knows less never erases what another
+    knew, and the latest scrape wins whatever the order of ingest. With `fill_only` the batch
+    always loses. A batch row whose key is stored counts as updated, whether or not a value
+    changed.
     """
     if batch.num_rows == 0:
         return UpsertCounts(0, 0)
     columns = ", ".join(VIDEO_COLUMNS)
-    updates = ", ".join(
-        f"{c} = coalesce(excluded.{c}, scraped_videos.{c})"
-        for c in VIDEO_COLUMNS
-        if c not in KEY_COLUMNS
+    new, old = "excluded.scraped_at", "scraped_videos.scraped_at"
+    wins = (
+        "FALSE"
+        if fill_only
+        else f"(({new} IS NULL AND {old} IS NULL) OR {new} >= coalesce({old}, {new}))"
     )
+
+    def merged(c: str) -> str:
+        return (
+            f"CASE WHEN {wins} THEN coalesce(excluded.{c}, scraped_videos.{c}) "
+            f"ELSE coalesce(scraped_videos.{c}, excluded.{c}) END"
+        )
+
+    updates = ", ".join(f"{c} = {merged(c)}" for c in VIDEO_COLUMNS if c not in KEY_COLUMNS)
     # Rows identical to what is stored are left alone: rewriting them costs an index update.
     changed = " OR ".join(
-        f"scraped_videos.{c} IS DISTINCT FROM coalesce(excluded.{c}, scraped_videos.{c})"
+        f"scraped_videos.{c} IS DISTINCT FROM {merged(c)}"
         for c in VIDEO_COLUMNS
         if c not in KEY_COLUMNS
     )
