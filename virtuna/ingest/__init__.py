@@ -246,11 +246,3 @@ def ingest_file(
     log.info("ingested", **report.as_dict())
     return report
 
-
-def collection_of(source_ref: str) -> str:
-    """The data collection a row came from: a nested file's first folder, else the file's stem
-    without a `_part<N>` or `_b` suffix (the parts of one crawl are one collection)."""
-    parts = Path(source_ref).parts
-    if len(parts) > 1:
-        return parts[0]
-    return re.sub(r"(_part\d+|_b)$", "", Path(source_ref).stem)
