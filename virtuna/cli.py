@@ -187,6 +187,14 @@ def _print_prediction(text: str, handle: str, when: datetime, db: Path) -> None:
     )
     weights = ", ".join(f"{k} {v}" for k, v in result.score_weights.items())
     print(f"  weights: {weights}")
+    if result.tiers:
+        absolute, relative = result.tiers["absolute"], result.tiers["relative"]
+        line = f"  tier {absolute['tier']} of 5 over the reference population ({absolute['kind']})"
+        if result.tiers["usual_tier"] is not None:
+            line += f"; your usual is tier {result.tiers['usual_tier']}"
+        if relative is not None:
+            line += f"; chance to beat your usual {relative['beats_usual']:.0%}"
+        print(line)
     for warning in result.warnings:
         print(f"  warning: {warning}")
 
