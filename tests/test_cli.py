@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import RAW, item_line
 from virtuna.cli import main
+from virtuna.store import connect
 from virtuna.store.schema import migrations
 
 
@@ -56,10 +57,30 @@ def test_ingest_prints_counts(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert "x.jsonl" in capsys.readouterr().out
 
 
+def test_ingest_of_a_folder_takes_every_data_file_below_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    (data / "exports").mkdir(parents=True)
+    (data / "a.jsonl").write_text(item_line(id="1") + "\n", encoding="utf-8")
+    (data / "exports" / "b.jsonl").write_text(item_line(id="2") + "\n{oops\n", encoding="utf-8")
+    (data / "README.md").write_text("not data", encoding="utf-8")
+    db = tmp_path / "s.duckdb"
+    assert main(["--db", str(db), "ingest", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "a.jsonl " in out and "exports/b.jsonl " in out
+    with connect(db) as con:
+        refs = con.execute("SELECT source_ref FROM scraped_videos ORDER BY 1").fetchall()
+        rejects = con.execute("SELECT source_ref, position FROM ingest_rejects").fetchall()
+    assert refs == [("a.jsonl",), ("exports/b.jsonl",)]
+    assert rejects == [("exports/b.jsonl", 1)]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["ingest", "missing.jsonl"], "missing.jsonl: no such file"),
+        (["ingest", "{tmp}"], "no data files"),
         (["demo", "--data-dir", "{tmp}"], "no data files"),
     ],
 )

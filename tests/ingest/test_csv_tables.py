@@ -296,7 +296,9 @@ def _vn_row(**values: str) -> list[str]:
     ],
 )
 def test_vn_values(values: dict[str, str], expected: tuple[str, object]) -> None:
-    batch = map_csv_rows(VN_WEB_CSV, VN_HEADER, [_vn_row(**values)], [0], source_ref="t", seen_keys={})
+    batch = map_csv_rows(
+        VN_WEB_CSV, VN_HEADER, [_vn_row(**values)], [0], source_ref="t", seen_keys={}
+    )
     column, value = expected
     assert batch.rows.to_pylist()[0][column] == value
 
@@ -319,7 +321,9 @@ def test_vn_values(values: dict[str, str], expected: tuple[str, object]) -> None
 def test_vn_values_that_do_not_parse_are_rejects_with_reasons(
     values: dict[str, str], reason: str | None
 ) -> None:
-    batch = map_csv_rows(VN_WEB_CSV, VN_HEADER, [_vn_row(**values)], [0], source_ref="t", seen_keys={})
+    batch = map_csv_rows(
+        VN_WEB_CSV, VN_HEADER, [_vn_row(**values)], [0], source_ref="t", seen_keys={}
+    )
     if reason is None:  # an empty count is unknown, not wrong
         assert batch.rows.num_rows == 1
     else:

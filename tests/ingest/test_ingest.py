@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RAW, item_line, make_item
-from virtuna.ingest import IngestError, detect_format, ingest_file
+from virtuna.ingest import IngestError, collection_of, data_files, detect_format, ingest_file
 from virtuna.store import connect
 
 BUNDLED = {
@@ -17,6 +17,17 @@ BUNDLED = {
     "tiktok_user_timelines_2021.csv": ("timeline_csv", 13337),
     "tiktok_trending_2025.csv": ("trending_csv", 7225),
 }
+# The collections added for leave-one-source-out evaluation: format and rows read.
+NEW = {
+    "tiktok_creator_timelines_vn_2025.csv": ("vn_web_csv", 11728),
+    "tiktok_creator_timelines_vn_2025_b.csv": ("vn_web_csv", 7002),
+    "tiktok_foryou_feed_vn_2025.csv": ("vn_web_csv", 10102),
+    "tiktok_suggested_creators_2020_part1.csv": ("suggested_csv", 11921),
+    "tiktok_suggested_creators_2020_part2.csv": ("suggested_csv", 11903),
+    "tiktok_suggested_creators_2020_part3.csv": ("suggested_csv", 12677),
+    "tiktok_suggested_creators_2020_part4.csv": ("suggested_csv", 5201),
+}
+APIFY_EXPORTS = "tiktok_apify_exports_vn_2025"
 
 
 def _counts(db: Path) -> dict[str, int]:
@@ -62,9 +73,93 @@ def test_bundled_real_data_ingests_completely_and_a_second_time_changes_nothing(
     assert followers == [(0,)]
 
 
-@pytest.mark.parametrize(("name", "expected"), [(n, s) for n, (s, _) in BUNDLED.items()])
+@pytest.mark.parametrize(("name", "expected"), [(n, s) for n, (s, _) in {**BUNDLED, **NEW}.items()])
 def test_detects_each_bundled_format(name: str, expected: str) -> None:
     assert detect_format(RAW / name) == expected
+
+
+@pytest.mark.slow
+def test_the_new_real_collections_ingest_balanced_with_every_reject_explained(
+    db_path: Path,
+) -> None:
+    files = [(p, ref) for p, ref in data_files(RAW) if ref in NEW or ref.startswith(APIFY_EXPORTS)]
+    assert len(files) == len(NEW) + 39
+    reports = {ref: ingest_file(p, db_path=db_path, source_ref=ref) for p, ref in files}
+    for ref, report in reports.items():
+        assert report.balanced, report
+        if ref in NEW:
+            assert (report.source, report.read) == NEW[ref]
+        else:
+            assert report.source == "apify_csv"
+    exports = [r for ref, r in reports.items() if ref.startswith(APIFY_EXPORTS)]
+    assert sum(r.read for r in exports) == 8200
+    with connect(db_path) as con:
+        per_source = dict(
+            con.execute("SELECT source, count(*) FROM scraped_videos GROUP BY 1").fetchall()
+        )
+        unexplained = con.execute(
+            "SELECT count(*) FROM ingest_rejects WHERE nullif(reason, '') IS NULL"
+        ).fetchone()
+        refs = {
+            r for (r,) in con.execute("SELECT DISTINCT source_ref FROM scraped_videos").fetchall()
+        }
+        later = con.execute(
+            "SELECT count(*) FROM scraped_videos WHERE scraped_at < posted_at"
+        ).fetchone()
+        reasons = con.execute(
+            "SELECT source_ref, reason, count(*) FROM ingest_rejects GROUP BY ALL ORDER BY 3 DESC"
+        ).fetchall()
+    # No row of these files is broken; a reject would be listed here with its reason.
+    assert reasons == []
+    assert unexplained == (0,) and later == (0,)
+    # Repeats are updates, so the store holds each video once: 27,898 distinct ids in the three
+    # Vietnamese files (the 390 re-scrapes in _b and the 544 feed videos the timelines hold
+    # again are updates), 41,677 in the suggested parts (25 in both parts 3 and 4) and 5,202
+    # in the exports (2,998 repeats), 3 of which the feed scraped later: the feed's row wins.
+    assert per_source == {"vn_web_csv": 27_898, "suggested_csv": 41_677, "apify_csv": 5_199}
+    assert f"{APIFY_EXPORTS}/hotelcantho210.csv" in refs
+
+    # A second ingest of the re-scraped file and of a reduced export changes nothing.
+    checksum = (
+        "SELECT sum(hash(platform_video_id, views, likes, scraped_at, source_ref)) "
+        "FROM scraped_videos"
+    )
+    with connect(db_path) as con:
+        before = con.execute(checksum).fetchone()
+    for ref in ("tiktok_creator_timelines_vn_2025_b.csv", f"{APIFY_EXPORTS}/homestay_latest.csv"):
+        again = ingest_file(RAW / ref, db_path=db_path, source_ref=ref)
+        assert again.inserted == 0 and again.updated == again.read
+    with connect(db_path) as con:
+        assert con.execute(checksum).fetchone() == before
+
+
+@pytest.mark.parametrize(
+    ("ref", "collection"),
+    [
+        ("tiktok_apify_exports_vn_2025/hotelcantho210.csv", "tiktok_apify_exports_vn_2025"),
+        ("a/b/c.jsonl", "a"),
+        ("tiktok_creator_timelines_vn_2025.csv", "tiktok_creator_timelines_vn_2025"),
+        ("tiktok_creator_timelines_vn_2025_b.csv", "tiktok_creator_timelines_vn_2025"),
+        ("tiktok_suggested_creators_2020_part4.csv", "tiktok_suggested_creators_2020"),
+        ("tiktok_suggested_creators_2020_part12.csv", "tiktok_suggested_creators_2020"),
+        ("tiktok_foryou_feed_vn_2025.csv", "tiktok_foryou_feed_vn_2025"),
+        ("tiktok_trending_dec2020.json", "tiktok_trending_dec2020"),
+        ("my_bbq_part.csv", "my_bbq_part"),
+        ("club_b_b.csv", "club_b"),
+        ("HbZk3kP9aX2", "HbZk3kP9aX2"),  # an Apify run id
+    ],
+)
+def test_collection_of(ref: str, collection: str) -> None:
+    assert collection_of(ref) == collection
+
+
+def test_data_files_finds_every_data_file_below_a_folder_named_relative_to_it(
+    tmp_path: Path,
+) -> None:
+    for name in ("b.csv", "sub/a.jsonl", "sub/deeper/c.json", "PROVENANCE.md", ".hidden/x.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("", encoding="utf-8")
+    assert [ref for _, ref in data_files(tmp_path)] == ["b.csv", "sub/a.jsonl", "sub/deeper/c.json"]
 
 
 def test_unknown_format_and_missing_file_are_clear_errors(tmp_path: Path) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+
+import pyarrow as pa
+import pytest
 
 from tests.conftest import make_item
 from virtuna.ingest import store_batch
+from virtuna.ingest.batch import MappedBatch
 from virtuna.ingest.tiktok_items import map_items
 from virtuna.store import connect
 from virtuna.store.videos import Reject, record_rejects, video_summary
@@ -75,3 +80,80 @@ def test_summary_counts_per_source(db_path: Path) -> None:
     assert summary[0]["source"] == "apify"
     assert summary[0]["videos"] == 2
     assert summary[0]["creators"] == 1
+
+
+def _at(day: int | None, **values: object) -> dict:
+    """An item observed on 2025-06-<day> (None: an unknown scrape time)."""
+    item = make_item(id="1", **values)
+    return {"item": item, "scraped_at": None if day is None else datetime(2025, 6, day)}
+
+
+def _store(con, *observations: dict, fill_only: bool = False) -> None:
+    for seen in observations:
+        batch = map_items(
+            [json.dumps(seen["item"])],
+            source="apify",
+            source_ref="a",
+            scraped_at=seen["scraped_at"],
+        )
+        batch.fill_only = fill_only
+        store_batch(con, batch, source="apify", source_ref="a")
+
+
+@pytest.mark.parametrize(
+    ("observations", "expected"),
+    [
+        ([_at(5, playCount=5), _at(9, playCount=9)], 9),  # later known time wins
+        ([_at(9, playCount=9), _at(5, playCount=5)], 9),  # ... whatever the order
+        ([_at(None, playCount=1), _at(5, playCount=5)], 5),  # known beats unknown
+        ([_at(5, playCount=5), _at(None, playCount=1)], 5),
+        ([_at(None, playCount=1), _at(None, playCount=2)], 2),  # both unknown: last ingest
+    ],
+)
+def test_the_newer_observation_wins_whatever_the_order(
+    db_path: Path, observations: list[dict], expected: int
+) -> None:
+    with connect(db_path) as con:
+        _store(con, *observations)
+        views, scraped = con.execute("SELECT views, scraped_at FROM scraped_videos").fetchone()
+    assert views == expected
+    winner = next(o for o in observations if o["item"]["playCount"] == expected)
+    assert scraped == winner["scraped_at"]
+
+
+def test_the_losing_observation_still_fills_what_the_winner_lacks(db_path: Path) -> None:
+    newer = _at(9, playCount=9, collectCount=None)
+    older = _at(5, playCount=5, collectCount=77)
+    with connect(db_path) as con:
+        _store(con, newer, older)
+        row = con.execute("SELECT views, saves FROM scraped_videos").fetchone()
+    assert row == (9, 77)
+
+
+def test_a_fill_only_batch_never_overwrites(db_path: Path) -> None:
+    with connect(db_path) as con:
+        _store(con, _at(None, playCount=9, collectCount=None))
+        _store(con, _at(None, playCount=5, collectCount=77), fill_only=True)
+        row = con.execute("SELECT views, saves FROM scraped_videos").fetchone()
+    assert row == (9, 77)
+
+
+def test_repeats_of_a_key_in_one_batch_are_updates_and_the_latest_scrape_stays(
+    db_path: Path,
+) -> None:
+    items = [make_item(id="1", playCount=n) for n in (7, 9, 5)]
+    times = [datetime(2025, 6, d) for d in (7, 9, 5)]
+    batch = map_items(
+        [json.dumps(i) for i in items], source="apify", source_ref="a", keep_repeats=True
+    )
+    stamped = batch.rows.set_column(
+        batch.rows.column_names.index("scraped_at"),
+        "scraped_at",
+        pa.array(times, type=pa.timestamp("us")),
+    )
+    batch = MappedBatch(rows=stamped)
+    with connect(db_path) as con:
+        counts = store_batch(con, batch, source="apify", source_ref="a")
+        row = con.execute("SELECT views, scraped_at FROM scraped_videos").fetchone()
+    assert counts == (1, 2, 0)
+    assert row == (9, datetime(2025, 6, 9))

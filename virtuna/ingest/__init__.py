@@ -92,7 +92,7 @@ def detect_format(path: Path) -> str:
         for fmt in CSV_FORMATS:
             if fmt.signature <= header:
                 return fmt.name
-        if apify_csv.SIGNATURE <= header:
+        if apify_csv.SIGNATURE.issubset(header):
             return apify_csv.NAME
     raise IngestError(
         f"{path}: cannot tell its format; pass --format, one of: {', '.join(FORMATS)}"

@@ -60,7 +60,7 @@ def unflatten(header: list[str], row: list[str]) -> dict[str, Any]:
 
 def is_reduced(header: list[str]) -> bool:
     """An export of the reduced schema (no id or createTime columns)."""
-    return not FULL_SCHEMA <= set(header)
+    return not FULL_SCHEMA.issubset(header)
 
 
 def map_apify_csv_rows(

@@ -140,6 +140,7 @@ def _original_sound_sql(column: str) -> str:
         f"WHEN nullif({title}, '') IS NOT NULL THEN 'false' END"
     )
 
+
 # 2025 trending: a merge of two scrapes; 7 rows carry views/posted_time/fetch_time instead of
 # plays/create_time. No follower counts, no durations.
 TRENDING_CSV = CsvFormat(

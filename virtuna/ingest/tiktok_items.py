@@ -129,6 +129,7 @@ def map_items(
     seen_keys: dict[str, int] | None = None,
     scraped_at: datetime | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    keep_repeats: bool = False,
 ) -> MappedBatch:
     """Map raw item JSON texts (a list, or an Arrow string array) to rows and rejects.
 
@@ -154,6 +155,7 @@ def map_items(
                 parse_hashtags=parse_item_hashtags,
                 seen_keys={} if seen_keys is None else seen_keys,
                 scraped_at=scraped_at,
+                keep_repeats=keep_repeats,
             )
         finally:
             mapper.unregister("_items")
