@@ -17,9 +17,11 @@ from virtuna.config import PROJECT_ROOT, SettingsError, get_settings, settings_t
 from virtuna.engine.baseline import baseline_path, compute_baseline, save_baseline
 from virtuna.ingest import FORMATS, IngestError, IngestReport, data_files, ingest_file
 from virtuna.jobs.runner import REPORTS_DIR
+from virtuna.jobs.schedule import ScheduleError
 from virtuna.log import configure_logging, init_sentry
+from virtuna.notebooks import ParameterError
 from virtuna.store import StoreLockedError, connect, one
-from virtuna.store.schema import applied_version
+from virtuna.store.schema import StoreSchemaError, applied_version
 from virtuna.store.videos import video_summary
 
 if TYPE_CHECKING:
@@ -249,10 +251,22 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def _parameters(pairs: list[list[str]] | None) -> dict[str, object]:
-    """-p key value pairs; values read as YAML scalars (48 -> int, null -> None)."""
+    """-p key value pairs; values read as YAML (48 -> int, null -> None, [a, b] -> list).
+
+    What YAML reads as something other than JSON data (a date, say) stays the text as typed;
+    the runner checks names and values against the notebook.
+    """
     import yaml
 
-    return {key: yaml.safe_load(value) for key, value in (pairs or [])}
+    values: dict[str, object] = {}
+    for key, text in pairs or []:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        plain = (type(None), bool, int, float, str, list, dict)
+        values[key] = value if isinstance(value, plain) else text
+    return values
 
 
 def cmd_jobs_run(args: argparse.Namespace) -> int:
@@ -378,8 +392,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings)
         init_sentry(settings)
         return int(args.func(args))
-    except (CliError, IngestError, SettingsError, StoreLockedError) as exc:
-        print(f"virtuna: error: {exc}", file=sys.stderr)
+    except (
+        CliError,
+        IngestError,
+        SettingsError,
+        StoreLockedError,
+        StoreSchemaError,
+        ScheduleError,
+        ParameterError,
+    ) as exc:
+        print(f"virtuna: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 

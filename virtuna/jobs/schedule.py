@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,14 @@ import yaml
 from croniter import croniter
 
 from virtuna.config import PROJECT_ROOT
+from virtuna.notebooks import ParameterError, check_parameters
 
 SCHEDULE_FILE = PROJECT_ROOT / "schedules" / "jobs.yaml"
+RESERVED_PARAMETERS = ("db_path",)  # the runner sets it from --db or VIRTUNA_DB_PATH
+
+
+class ScheduleError(ValueError):
+    """The schedule file cannot be read or names something wrong (one line, naming it)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,16 @@ class Job:
         if not self.cron:
             return None
         return croniter(self.cron, before + timedelta(seconds=1)).get_prev(datetime)
+
+    def checked_parameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The schedule's parameters with `overrides`, each declared by the notebook, as data."""
+        values = {**self.parameters, **(overrides or {})}
+        for name in RESERVED_PARAMETERS:
+            if name in values:
+                raise ParameterError(
+                    f"job {self.name}", name, "is set by the runner (use --db or VIRTUNA_DB_PATH)"
+                )
+        return check_parameters(self.notebook, values, owner=f"job {self.name}")
 
     def resolve_function(self) -> Any:
         """The job's Python function (module:attribute)."""
@@ -62,15 +78,46 @@ class Schedule:
         return found
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _entry(path: Path, section: str, name: object, entry: object) -> Job:
+    """One job or report of the schedule file, checked (cron, keys, parameters)."""
+    where = f"{path.name}: {section[:-1]} {name}"
+    if not isinstance(entry, dict):
+        raise ScheduleError(f"{where} must be a mapping of settings, got {entry!r:.60}")
+    unknown = sorted(set(entry) - {f.name for f in fields(Job)} - {"name"})
+    if unknown or "notebook" not in entry:
+        problem = f"unknown settings {unknown}" if unknown else "names no notebook"
+        raise ScheduleError(f"{where}: {problem}")
+    if section == "jobs" and not croniter.is_valid(str(entry.get("cron", ""))):
+        raise ScheduleError(f"{where} has no valid cron expression: {entry.get('cron')!r:.60}")
+    if not isinstance(entry.get("parameters", {}), dict):
+        raise ScheduleError(f"{where}: parameters must be a mapping of names to values")
+    timeout = entry.get("timeout_s", 900)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+        raise ScheduleError(f"{where}: timeout_s must be a positive whole number of seconds")
+    job = Job(**{**entry, "name": str(name), "parameters": entry.get("parameters") or {}})
+    try:
+        job.checked_parameters()
+    except (ParameterError, FileNotFoundError) as exc:
+        raise ScheduleError(f"{path.name}: {_one_line(str(exc))}") from exc
+    return job
+
+
 def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
-    """Read and check the schedule file (a bad entry is an error naming it)."""
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    jobs = {}
-    for name, entry in (document.get("jobs") or {}).items():
-        if not croniter.is_valid(str(entry.get("cron", ""))):
-            raise ValueError(f"{path.name}: job {name} has no valid cron expression")
-        jobs[name] = Job(name=name, **entry)
-    reports = {
-        name: Job(name=name, **entry) for name, entry in (document.get("reports") or {}).items()
-    }
-    return Schedule(jobs, reports)
+    """Read and check the schedule file (a bad entry is a ScheduleError naming it)."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScheduleError(f"{path}: cannot be read: {_one_line(str(exc))}") from exc
+    if not isinstance(document, dict):
+        raise ScheduleError(f"{path.name}: must be a mapping with `jobs` and `reports`")
+    sections: dict[str, dict[str, Job]] = {}
+    for section in ("jobs", "reports"):
+        entries = document.get(section) or {}
+        if not isinstance(entries, dict):
+            raise ScheduleError(f"{path.name}: `{section}` must be a mapping of names to entries")
+        sections[section] = {str(n): _entry(path, section, n, e) for n, e in entries.items()}
+    return Schedule(sections["jobs"], sections["reports"])

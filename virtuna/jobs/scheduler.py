@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from virtuna.config import PROJECT_ROOT
-from virtuna.jobs.runner import JobRun, due_jobs, last_runs, run_job
+from virtuna.jobs.runner import JobRun, due_jobs, last_runs, reconcile, run_job
 from virtuna.jobs.schedule import Schedule, load_schedule
 from virtuna.log import get_logger
 from virtuna.store import connect, utcnow
@@ -60,6 +60,7 @@ def schedule_table(
     schedule = load_schedule()
     moment = now or utcnow()
     with connect(db_path) as con:
+        reconcile(con)
         latest = last_runs(con)
     return [
         {

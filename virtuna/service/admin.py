@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 
 from virtuna.calibration.ece import calibration_bins
 from virtuna.ingest.profiles import request_profile_scrape_in_background
-from virtuna.jobs.runner import run_job
+from virtuna.jobs.runner import reconcile, run_job
 from virtuna.jobs.schedule import Schedule, load_schedule
 from virtuna.log import bind_request, get_logger
+from virtuna.notebooks import ParameterError, shown
 from virtuna.service.auth import CurrentUser, require_admin
 from virtuna.store import connect, run, utcnow
 from virtuna.store.creators import normalize_handle
@@ -134,16 +135,32 @@ def _run_in_background(
             log.error("job run failed", job=name, error=str(exc))
 
 
-@router.post("/api/jobs/{name}", status_code=202, dependencies=[Depends(require_admin)])
+@router.post(
+    "/api/jobs/{name}",
+    status_code=202,
+    dependencies=[Depends(require_admin)],
+    response_model=None,
+)
 def start_job(
     name: str,
     request: Request,
     background: BackgroundTasks,
     parameters: Annotated[dict[str, Any] | None, Body()] = None,
-) -> dict[str, str]:
-    """Start a scheduled job's run after answering."""
-    if name not in _schedule(request).jobs:
-        raise HTTPException(404, f"no scheduled job {name!r}")
+) -> dict[str, str] | JSONResponse:
+    """Start a scheduled job's run after answering; 422 names a parameter the notebook refuses."""
+    job = _schedule(request).jobs.get(name)
+    if job is None:
+        raise HTTPException(404, f"no scheduled job {shown(name)}")
+    try:
+        job.checked_parameters(parameters)  # the runner checks again: every path meets there
+    except ParameterError as exc:
+        return JSONResponse(
+            {
+                "error": "invalid job parameters",
+                "fields": [{"field": exc.parameter[:200], "message": str(exc)}],
+            },
+            status_code=422,
+        )
     runner = getattr(request.app.state, "job_runner", None) or run_job
     background.add_task(
         _run_in_background, runner, name, parameters or {}, request.app.state.db_path
@@ -155,6 +172,7 @@ def start_job(
 def list_job_runs(request: Request) -> dict[str, Any]:
     """The last 50 job runs, newest first."""
     with connect(request.app.state.db_path) as con:
+        reconcile(con)
         rows = run(
             con,
             f"SELECT {JOB_RUN_COLUMNS} FROM job_runs ORDER BY started_at DESC, id DESC LIMIT 50",

@@ -10,10 +10,12 @@ from virtuna.store.connection import (
     transaction,
     utcnow,
 )
+from virtuna.store.schema import StoreSchemaError
 
 __all__ = [
     "MEMORY",
     "StoreLockedError",
+    "StoreSchemaError",
     "connect",
     "one",
     "open_connection",

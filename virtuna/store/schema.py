@@ -15,6 +15,10 @@ import duckdb
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
+class StoreSchemaError(RuntimeError):
+    """The store's recorded schema does not fit this code (one line, naming both sides)."""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One migration file: its number, name and SQL."""
@@ -38,21 +42,73 @@ def migrations() -> list[Migration]:
     return found
 
 
-def applied_version(con: duckdb.DuckDBPyConnection) -> int:
-    """The highest migration applied to this store (0 for a new store)."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version ("
-        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND NOT temporary AND table_name <> 'schema_version'"
     ).fetchall()
-    rows = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
-    return int(rows[0][0])
+    return int(rows[0][0]) > 0
+
+
+def applied_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest migration applied to this store (0 for a new store).
+
+    A store with tables but no version record (the table or its rows were deleted) is refused:
+    migrating it again from 1 would fail half-way or apply a migration twice.
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND table_name = 'schema_version'"
+    ).fetchall()[0][0]
+    if not exists:
+        if _has_tables(con):
+            raise StoreSchemaError(
+                "the store has tables but no schema_version table, so its schema version is "
+                "unknown; restore the store (or its schema_version table) from a backup"
+            )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        ).fetchall()
+    rows = con.execute("SELECT version, name FROM schema_version ORDER BY version").fetchall()
+    if not rows and _has_tables(con):
+        raise StoreSchemaError(
+            "the store has tables but its schema_version table is empty, so its schema version "
+            "is unknown; restore the store (or its schema_version rows) from a backup"
+        )
+    return int(rows[-1][0]) if rows else 0
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Apply the migrations this store lacks, each in its own transaction; return their numbers."""
+    """Apply the migrations this store lacks, each in its own transaction; return their numbers.
+
+    A store newer than this code (a higher version than its newest migration), or one whose
+    recorded migrations have other names than this code's, is refused, naming both.
+    """
     current = applied_version(con)
+    shipped = migrations()
+    newest = shipped[-1].version if shipped else 0
+    if current > newest:
+        raise StoreSchemaError(
+            f"the store is at schema version {current}, newer than this code knows (its newest "
+            f"migration is {newest}); upgrade virtuna before using this store"
+        )
+    recorded = dict(con.execute("SELECT version, name FROM schema_version").fetchall())
+    for migration in shipped[:current]:
+        if migration.version not in recorded:
+            raise StoreSchemaError(
+                f"the store's schema_version lacks migration {migration.version} "
+                f"({migration.name}) below its version {current} (rows were deleted); "
+                "restore the store from a backup"
+            )
+        if recorded[migration.version] != migration.name:
+            raise StoreSchemaError(
+                f"the store's migration {migration.version} is "
+                f"{recorded.get(migration.version)!r} but this code's is {migration.name!r}; "
+                "the store was made by another version of virtuna"
+            )
     done = []
-    for migration in migrations():
+    for migration in shipped:
         if migration.version <= current:
             continue
         con.begin()
@@ -62,6 +118,12 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
                 "INSERT INTO schema_version VALUES (?, ?, now()::TIMESTAMP)",
                 [migration.version, migration.name],
             ).fetchall()
+        except duckdb.Error as exc:
+            con.rollback()
+            raise StoreSchemaError(
+                f"migration {migration.version} ({migration.name}) failed on this store at "
+                f"schema version {current}: {' '.join(str(exc).split())}"
+            ) from exc
         except BaseException:
             con.rollback()
             raise
