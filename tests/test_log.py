@@ -238,7 +238,7 @@ def test_stage_duration_is_measured_in_ms(json_stream: io.StringIO) -> None:
     (done,) = _events(_lines(json_stream), "stage complete")
     assert 15 <= done["duration_ms"] < 2000
     assert done["duration_ms"] == round(done["duration_ms"], 1)
-    assert "cost_cents" not in done  # no cost added, none reported
+    assert done["cost_cents"] == 0.0  # nothing spent: reported as 0, never left out
 
 
 def test_bind_request_without_id_binds_a_new_short_id() -> None:
@@ -297,7 +297,7 @@ def test_stage_decorator_on_sync_and_async_functions(json_stream: io.StringIO) -
     assert _events(lines, "async body")[0]["stage"] == "async_step"
     done = _events(lines, "stage complete")
     assert [line["stage"] for line in done] == ["sync_step", "sync_step", "async_step"]
-    assert [line.get("cost_cents") for line in done] == [0.1, 0.1, None]
+    assert [line.get("cost_cents") for line in done] == [0.1, 0.1, 0.0]
     assert done[0]["kind"] == "sync"
 
 

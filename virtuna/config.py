@@ -161,6 +161,20 @@ class Settings(BaseSettings):
         description="Bearer token for admin and job routes of the HTTP service.",
         json_schema_extra={"feature": "service admin routes"},
     )
+    service_max_body_bytes: int = Field(
+        65_536,
+        ge=1_024,
+        le=16_777_216,
+        description="Largest request body the HTTP service reads, bytes (larger ones get 413).",
+        json_schema_extra={"feature": "service"},
+    )
+    profile_scrapes_per_day: int = Field(
+        3,
+        ge=0,
+        le=1_000,
+        description="Paid profile scrapes one user may start per UTC day (PATCH /api/profile).",
+        json_schema_extra={"feature": "service profile route"},
+    )
     whop_api_key: SecretStr | None = Field(
         None,
         description="Whop API key for syncing memberships to user tiers.",

@@ -37,6 +37,7 @@ __all__ = [
     "is_secret_key",
     "reset_logging",
     "scrub_event",
+    "scrub_secrets",
     "stage",
 ]
 
@@ -188,6 +189,23 @@ def _active_scrubber() -> Scrubber:
 def scrub_event(event: Any, hint: Any = None) -> Any:
     """Sentry before_send with the active settings' secrets: the event with secrets filtered."""
     return _active_scrubber().before_send(event, hint)
+
+
+@functools.lru_cache(maxsize=16)
+def _scrubber_for(secret_values: tuple[str, ...]) -> Scrubber:
+    return Scrubber(secret_values)
+
+
+def scrub_secrets(value: Any, settings: Settings | None = None) -> Any:
+    """value (text, or lists and dicts of it) with every configured secret filtered out.
+
+    For text that is stored or returned (error messages, warnings): the settings' secret values
+    (the active settings when None), Bearer tokens and URL credentials become [Filtered].
+    """
+    scrubber = (
+        _active_scrubber() if settings is None else _scrubber_for(tuple(settings.secret_values()))
+    )
+    return scrubber.scrub(value)
 
 
 # --------------------------------------------------------------------------- logging
@@ -365,7 +383,6 @@ class Stage:
         self.fields: dict[str, Any] = dict(fields)
         self.cost_cents = 0.0
         self.duration_ms: float | None = None
-        self._cost_added = False
         self._start = 0.0
         self._tokens: Mapping[str, contextvars.Token[Any]] = {}
         self._stage_token: contextvars.Token[Stage | None] | None = None
@@ -373,7 +390,6 @@ class Stage:
     def add_cost(self, cents: float) -> None:
         """Add to this stage's own cost (nested stages keep theirs, so lines sum correctly)."""
         self.cost_cents += cents
-        self._cost_added = True
 
     def __enter__(self) -> Stage:
         """Bind stage=name, leave a Sentry breadcrumb and start the clock."""
@@ -427,11 +443,18 @@ class Stage:
         self.__exit__(exc_type, exc, tb)
 
     def _outcome(self) -> dict[str, Any]:
-        """duration_ms, cost_cents (when any was added) and the caller's fields."""
-        outcome: dict[str, Any] = {**self.fields, "duration_ms": self.duration_ms}
-        if self._cost_added:
-            outcome["cost_cents"] = self.cost_cents
-        return outcome
+        """request_id, duration_ms, cost_cents (0 when nothing was spent) and the caller's fields.
+
+        Every stage line carries all four of request_id, stage, duration_ms and cost_cents
+        (request_id is None outside a request), so lines can be summed and joined without gaps.
+        """
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        return {
+            **self.fields,
+            "request_id": request_id,
+            "duration_ms": self.duration_ms,
+            "cost_cents": self.cost_cents,
+        }
 
     def _complete(self) -> None:
         """Log `stage complete` and leave a closing breadcrumb."""

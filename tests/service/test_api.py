@@ -145,7 +145,7 @@ def test_analyze_sse_phase_then_complete(api: Api) -> None:
     assert "overall_score" in result and result["analysis_id"]
 
 
-def test_analyze_sse_error_event(api: Api) -> None:
+def test_analyze_sse_invalid_input_is_422_before_the_stream(api: Api) -> None:
     response = api.request(
         "POST",
         "/api/analyze",
@@ -153,9 +153,8 @@ def test_analyze_sse_error_event(api: Api) -> None:
         json={"content_text": "short"},
         headers={"Accept": "text/event-stream"},
     )
-    events = [block.split("\n") for block in response.text.strip().split("\n\n")]
-    assert events[-1][0] == "event: error"
-    assert "content_text" in events[-1][1] and "error" in json.loads(events[-1][1][6:])
+    assert response.status_code == 422
+    assert [f["field"] for f in response.json()["fields"]] == ["content_text"]
 
 
 def test_analyze_validation_422_names_fields(api: Api) -> None:

@@ -49,7 +49,7 @@ from virtuna.engine.trends import (
     load_trend_tables,
     score_trends,
 )
-from virtuna.log import bind_request, get_logger, stage
+from virtuna.log import bind_request, get_logger, scrub_secrets, stage
 from virtuna.store import connect, transaction, utcnow
 from virtuna.store.analyses import LLMCallRow, save_analysis, save_llm_calls
 from virtuna.store.trends import snapshot_as_of
@@ -388,7 +388,7 @@ class Engine:
                 behaviour.behavioral_predictions.model_dump() if behaviour else None
             ),
             feature_vector=_feature_vector(payload, gemini, behaviour, rules, trends),
-            warnings=list(dict.fromkeys(warnings)),
+            warnings=scrub_secrets(list(dict.fromkeys(warnings)), self.settings),
             factors=[
                 Factor(
                     id=f"factor-{i}",
@@ -447,7 +447,7 @@ class Engine:
                 cached_tokens=c.usage.cached_tokens,
                 output_tokens=c.usage.output_tokens,
                 thinking_tokens=c.usage.thinking_tokens,
-                cost_cents=c.cost_cents,
+                cost_cents=c.known_cost_cents,
                 latency_ms=c.latency_ms,
                 status=c.status,
                 error=c.error,

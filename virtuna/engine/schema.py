@@ -29,6 +29,12 @@ ConfidenceLabel = Literal["HIGH", "MEDIUM", "LOW"]
 
 MIN_TEXT = 10
 MAX_TEXT = 10_000
+MAX_URL = 2_048
+MAX_PATH = 1_024
+MAX_HANDLE_INPUT = 64  # a handle is 2-24 characters; room for '@' and spaces around it
+# Planned post times are taken as UTC within these bounds (the bundled data spans 2020-2025).
+EARLIEST_POST_TIME = datetime(2000, 1, 1)
+LATEST_POST_TIME = datetime(2100, 1, 1)
 SPAM_SHARE = 0.9  # one character making up more than this share of the text is spam
 TIKTOK_URL = re.compile(r"^https?://(www\.|vm\.)?tiktok\.com/\S+$", re.IGNORECASE)
 
@@ -40,13 +46,20 @@ class AnalysisInput(BaseModel):
 
     input_mode: InputMode = "text"
     content_text: str | None = Field(None, max_length=MAX_TEXT, validate_default=True)
-    tiktok_url: str | None = Field(None, validate_default=True)
-    video_storage_path: str | None = Field(None, validate_default=True)
+    tiktok_url: str | None = Field(None, max_length=MAX_URL, validate_default=True)
+    video_storage_path: str | None = Field(None, max_length=MAX_PATH, validate_default=True)
     content_type: ContentType = "video"
     niche: str | None = Field(None, max_length=100)
-    creator_handle: str | None = None
-    planned_post_time: datetime | None = None
-    duration_seconds: float | None = Field(None, ge=0, le=36_000)
+    creator_handle: str | None = Field(None, max_length=MAX_HANDLE_INPUT)
+    planned_post_time: datetime | None = Field(
+        None,
+        description=(
+            "When the post will go up (ISO 8601; with an offset it is converted to UTC, "
+            f"without one it is taken as UTC); from {EARLIEST_POST_TIME:%Y-%m-%d} up to "
+            f"{LATEST_POST_TIME:%Y-%m-%d}."
+        ),
+    )
+    duration_seconds: float | None = Field(None, ge=0, le=36_000, allow_inf_nan=False)
     # The sound the post will use, as the creator knows it before posting: TikTok's sound id
     # and/or its title, and whether it is the creator's own original audio.
     sound_id: str | None = Field(None, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
@@ -95,9 +108,19 @@ class AnalysisInput(BaseModel):
     @field_validator("planned_post_time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None or value.tzinfo is None:
-            return value
-        return (value - value.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
+        if value is None:
+            return None
+        problem = (
+            f"must be from {EARLIEST_POST_TIME:%Y-%m-%d} up to {LATEST_POST_TIME:%Y-%m-%d} (UTC)"
+        )
+        if value.tzinfo is not None:
+            try:
+                value = (value - value.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
+            except OverflowError:  # the offset moves it before year 1 or after 9999
+                raise ValueError(problem) from None
+        if not EARLIEST_POST_TIME <= value < LATEST_POST_TIME:
+            raise ValueError(problem)
+        return value
 
 
 def describe_errors(exc: ValidationError) -> str:

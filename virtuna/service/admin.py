@@ -13,16 +13,22 @@ from fastapi import APIRouter, BackgroundTasks, Body, Depends, HTTPException, Re
 from fastapi.responses import JSONResponse
 
 from virtuna.calibration.ece import calibration_bins
+from virtuna.engine.schema import MAX_HANDLE_INPUT
 from virtuna.ingest.profiles import request_profile_scrape_in_background
 from virtuna.jobs.runner import reconcile, run_job
 from virtuna.jobs.schedule import Schedule, load_schedule
 from virtuna.log import bind_request, get_logger
 from virtuna.notebooks import ParameterError, shown
 from virtuna.service.auth import CurrentUser, require_admin
+from virtuna.service.errors import BODY_ERRORS, LIMIT_ERRORS, limit_response
 from virtuna.store import connect, run, utcnow
 from virtuna.store.creators import normalize_handle
 from virtuna.store.outcomes import outcome_pairs
-from virtuna.store.users import set_creator_handle
+from virtuna.store.users import (
+    release_profile_scrape,
+    reserve_profile_scrape,
+    set_creator_handle,
+)
 
 router = APIRouter()
 log = get_logger(__name__)
@@ -61,16 +67,26 @@ def costs(request: Request, days: str | None = None) -> dict[str, Any]:
     with connect(request.app.state.db_path) as con:
         rows = run(
             con,
-            "SELECT CAST(created_at AS DATE) AS day, model, count(*), sum(cost_cents) "
+            "SELECT CAST(created_at AS DATE) AS day, model, count(*), "
+            "coalesce(sum(cost_cents), 0), count(*) - count(cost_cents) "
             "FROM llm_calls WHERE CAST(created_at AS DATE) >= ? "
             "GROUP BY day, model ORDER BY day DESC, model",
             [since],
         )
+    # A call without usage has an unknown cost (NULL): cost_cents sums the known costs and
+    # calls_without_usage says how many were left out, so an unknown is never a silent 0.
     return {
         "days": window,
+        "calls_without_usage": sum(int(unknown) for *_, unknown in rows),  # type: ignore[call-overload]
         "data": [
-            {"date": str(day), "model": model, "calls": calls, "cost_cents": str(total)}
-            for day, model, calls, total in rows
+            {
+                "date": str(day),
+                "model": model,
+                "calls": calls,
+                "cost_cents": str(total),
+                "calls_without_usage": unknown,
+            }
+            for day, model, calls, total, unknown in rows
         ],
     }
 
@@ -187,13 +203,22 @@ def list_job_runs(request: Request) -> dict[str, Any]:
     return {"data": data}
 
 
-@router.patch("/api/profile", status_code=202, response_model=None)
+@router.patch(
+    "/api/profile",
+    status_code=202,
+    response_model=None,
+    responses={**BODY_ERRORS, **LIMIT_ERRORS},
+)
 def update_profile(
     request: Request,
-    creator_handle: Annotated[str, Body(embed=True)],
+    creator_handle: Annotated[str, Body(embed=True, max_length=MAX_HANDLE_INPUT)],
     user: CurrentUser,
 ) -> dict[str, str] | JSONResponse:
-    """Save the caller's creator handle and start its profile scrape in the background."""
+    """Save the caller's creator handle and start its (paid) profile scrape in the background.
+
+    At most PROFILE_SCRAPES_PER_DAY a user per UTC day: the slot is reserved atomically before
+    anything is saved (429 beyond it), and given back if the scrape cannot be started.
+    """
     try:
         clean = normalize_handle(creator_handle)
     except ValueError as exc:
@@ -205,7 +230,16 @@ def update_profile(
             status_code=422,
         )
     state = request.app.state
+    limit = state.settings.profile_scrapes_per_day
     with connect(state.db_path) as con:
+        day = reserve_profile_scrape(con, user.id, limit=limit)
+        if day is None:
+            return limit_response(user, limit, "daily profile scrape limit reached")
         set_creator_handle(con, user.id, clean)
-    request_profile_scrape_in_background(clean, db_path=state.db_path, settings=state.settings)
+    try:
+        request_profile_scrape_in_background(clean, db_path=state.db_path, settings=state.settings)
+    except BaseException:
+        with connect(state.db_path) as con:
+            release_profile_scrape(con, user.id, day)
+        raise
     return {"status": "accepted", "creator_handle": clean}

@@ -1,25 +1,29 @@
 """POST /api/analyze: one prediction for the caller, as JSON or as Server-Sent Events.
 
-Daily limits per tier (free 5, starter 50, pro unlimited) are checked before the analysis and
-the counter moves only after a successful one, so invalid input never uses up the allowance.
+Daily limits per tier (free 5, starter 50, pro unlimited) are enforced by reserving the slot
+before the analysis, in one atomic statement, so concurrent requests can never take more
+slots than the limit; an analysis that fails gives its slot back. The body is validated
+before anything is reserved, so invalid input never uses up the allowance.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from datetime import date
+from typing import Any
 
-from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
 
 from virtuna.engine.pipeline import Engine
-from virtuna.engine.schema import PredictionResult
+from virtuna.engine.schema import AnalysisInput, PredictionResult
 from virtuna.log import get_logger
 from virtuna.service.auth import CurrentUser
+from virtuna.service.errors import BODY_ERRORS, LIMIT_ERRORS, limit_response
 from virtuna.store import connect
-from virtuna.store.users import User, get_usage, increment_usage, next_utc_midnight
+from virtuna.store.users import User, release_analysis, reserve_analysis
 
 router = APIRouter()
 log = get_logger(__name__)
@@ -35,68 +39,56 @@ def get_engine(request: Request) -> Engine:
     return state.engine  # type: ignore[no-any-return]
 
 
-def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
-    """A pydantic error as the service's field list."""
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "input", "message": e["msg"]}
-        for e in exc.errors()
-    ]
-
-
-def _limit_response(user: User, limit: int) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": "daily limit reached",
-            "limit": limit,
-            "tier": user.tier,
-            "resets_at": next_utc_midnight().isoformat() + "Z",
-        },
-        status_code=429,
-    )
-
-
-def _check_limit(request: Request, user: User) -> JSONResponse | None:
-    limit = DAILY_LIMITS.get(user.tier)
-    if limit is None:
-        return None
+def _reserve(request: Request, user: User) -> date | None:
     with connect(request.app.state.db_path) as con:
-        used = get_usage(con, user.id)
-    return _limit_response(user, limit) if used >= limit else None
+        return reserve_analysis(con, user.id, limit=DAILY_LIMITS.get(user.tier))
 
 
-async def _analyze(request: Request, user: User, data: dict[str, Any]) -> PredictionResult:
-    """Run the engine for the user, then count the analysis."""
-    result = await get_engine(request).analyze(
-        data, user_id=user.id, request_id=getattr(request.state, "request_id", None), store=True
-    )
+def _release(request: Request, user: User, day: date) -> None:
     with connect(request.app.state.db_path) as con:
-        increment_usage(con, user.id)
-    return result
+        release_analysis(con, user.id, day)
+
+
+async def _analyze(
+    request: Request, user: User, data: AnalysisInput, day: date
+) -> PredictionResult:
+    """Run the engine for the user; the reserved slot is given back if it fails."""
+    try:
+        return await get_engine(request).analyze(
+            data,
+            user_id=user.id,
+            request_id=getattr(request.state, "request_id", None),
+            store=True,
+        )
+    except BaseException:  # cancelled requests too: the slot was not used
+        await asyncio.shield(asyncio.to_thread(_release, request, user, day))
+        raise
 
 
 def _sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-@router.post("/api/analyze", response_model=None)
+@router.post("/api/analyze", response_model=None, responses={**BODY_ERRORS, **LIMIT_ERRORS})
 async def analyze(
     request: Request,
-    data: Annotated[dict[str, Any], Body()],
+    data: AnalysisInput,
     user: CurrentUser,
 ) -> Response | dict[str, Any]:
     """Analyse a draft; SSE when the client accepts text/event-stream."""
-    limited = _check_limit(request, user)
-    if limited is not None:
-        return limited
+    day = await asyncio.to_thread(_reserve, request, user)
+    if day is None:
+        return limit_response(user, DAILY_LIMITS[user.tier] or 0)
     if "text/event-stream" in request.headers.get("accept", ""):
 
         async def events() -> AsyncIterator[str]:
-            yield _sse("phase", {"phase": "analyzing"})
             try:
-                result = await _analyze(request, user, data)
-            except ValidationError as exc:
-                yield _sse("error", {"error": "invalid request", "fields": validation_fields(exc)})
-                return
+                yield _sse("phase", {"phase": "analyzing"})
+            except BaseException:  # the client left before the analysis started
+                await asyncio.shield(asyncio.to_thread(_release, request, user, day))
+                raise
+            try:
+                result = await _analyze(request, user, data, day)
             except Exception as exc:  # reported to the client as an event, logged here
                 log.error("analysis failed", error=str(exc))
                 yield _sse("error", {"error": f"analysis failed: {type(exc).__name__}"})
@@ -104,10 +96,5 @@ async def analyze(
             yield _sse("complete", result.model_dump(mode="json"))
 
         return StreamingResponse(events(), media_type="text/event-stream")
-    try:
-        result = await _analyze(request, user, data)
-    except ValidationError as exc:
-        return JSONResponse(
-            {"error": "invalid request", "fields": validation_fields(exc)}, status_code=422
-        )
+    result = await _analyze(request, user, data, day)
     return result.model_dump(mode="json")

@@ -10,6 +10,10 @@ from fastapi import Depends, Header, HTTPException, Request
 from virtuna.store import connect
 from virtuna.store.users import User, user_for_key
 
+# RFC 6750: a 401 names the scheme; a wrong token also says invalid_token.
+WWW_AUTHENTICATE = 'Bearer realm="virtuna"'
+INVALID_TOKEN = {"WWW-Authenticate": f'{WWW_AUTHENTICATE}, error="invalid_token"'}
+
 
 def bearer(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer ...` header, if there is one."""
@@ -25,11 +29,15 @@ def current_user(request: Request, authorization: str | None = Header(None)) -> 
     """The user whose API key is the Bearer token; 401 without a valid one."""
     key = bearer(authorization)
     if key is None:
-        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'")
+        raise HTTPException(
+            401,
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": WWW_AUTHENTICATE},
+        )
     with connect(request.app.state.db_path) as con:
         user = user_for_key(con, key)
     if user is None:
-        raise HTTPException(401, "invalid API key")
+        raise HTTPException(401, "invalid API key", headers=INVALID_TOKEN)
     return user
 
 
@@ -40,7 +48,8 @@ def require_admin(request: Request, authorization: str | None = Header(None)) ->
         raise HTTPException(503, "ADMIN_TOKEN is not configured; admin routes are refused")
     token = bearer(authorization) or ""
     if not hmac.compare_digest(token.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
-        raise HTTPException(401, "admin token missing or wrong")
+        headers = INVALID_TOKEN if token else {"WWW-Authenticate": WWW_AUTHENTICATE}
+        raise HTTPException(401, "admin token missing or wrong", headers=headers)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

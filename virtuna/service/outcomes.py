@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from virtuna.service.auth import CurrentUser
+from virtuna.service.errors import BODY_ERRORS, ErrorBody
 from virtuna.store import connect, run
 from virtuna.store.outcomes import (
     AnalysisNotFoundError,
@@ -55,7 +56,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise HTTPException(400, "invalid cursor") from exc
 
 
-@router.post("/api/outcomes", status_code=201)
+@router.post(
+    "/api/outcomes",
+    status_code=201,
+    responses={
+        **BODY_ERRORS,
+        404: {"model": ErrorBody, "description": "No such analysis of the caller's"},
+        409: {"model": ErrorBody, "description": "The analysis already has an outcome"},
+    },
+)
 def report_outcome(report: OutcomeReport, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Store the outcome of one of the caller's analyses."""
     derived = Derived(actual_score=None, actual_tier=tier_of_score(report.actual_score))
@@ -73,7 +82,7 @@ def list_outcomes(
     request: Request,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
     """The caller's outcomes, newest first, paged by (reported_at, id)."""
     after = decode_cursor(cursor) if cursor else None

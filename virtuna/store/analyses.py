@@ -26,7 +26,7 @@ class LLMCallRow:
     cached_tokens: int
     output_tokens: int
     thinking_tokens: int
-    cost_cents: Decimal
+    cost_cents: Decimal | None  # None: the reply had no usage, so the cost is unknown
     latency_ms: float | None
     status: str
     error: str | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
 import duckdb
 from pydantic import BaseModel, Field, HttpUrl
@@ -20,17 +21,30 @@ class AnalysisNotFoundError(LookupError):
     """No such analysis for this user (unknown, deleted, or someone else's)."""
 
 
+# Far above any real post (the most viewed have a few billion views), far below BIGINT's 2^63-1,
+# and exact as a JSON number, so OpenAPI documents it without rounding.
+MAX_COUNT = 10**12
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
 class OutcomeReport(BaseModel):
     """A reported outcome (the body the service's POST /api/outcomes accepts)."""
 
-    analysis_id: str = Field(min_length=1)
-    actual_views: int | None = Field(None, ge=0)
-    actual_likes: int | None = Field(None, ge=0)
-    actual_shares: int | None = Field(None, ge=0)
-    actual_comments: int | None = Field(None, ge=0)
-    actual_engagement_rate: float | None = Field(None, ge=0, le=100)
-    actual_score: float | None = Field(None, ge=0, le=100)
-    platform: str = "tiktok"
+    analysis_id: str = Field(min_length=1, max_length=64)
+    actual_views: Count | None = None
+    actual_likes: Count | None = None
+    actual_shares: Count | None = None
+    actual_comments: Count | None = None
+    actual_engagement_rate: Percent | None = None
+    actual_score: Percent | None = None
+    platform: str = Field(
+        "tiktok",
+        min_length=1,
+        max_length=32,
+        pattern=r"^[a-z0-9_]+$",
+        description="Lower-case platform name (tiktok, instagram, youtube ...).",
+    )
     platform_post_url: HttpUrl | None = None
 
 
@@ -84,11 +98,16 @@ def record_outcome(
         "created_at": now,
     }
     columns = ", ".join(row)
-    run(
-        con,
-        f"INSERT INTO outcomes ({columns}) VALUES ({', '.join('?' for _ in row)})",
-        list(row.values()),
-    )
+    try:
+        run(
+            con,
+            f"INSERT INTO outcomes ({columns}) VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
+        )
+    # A concurrent report for the same analysis got in first: the unique analysis_id refuses
+    # this one (as a duplicate key, or as a conflict at commit).
+    except (duckdb.ConstraintException, duckdb.TransactionException) as exc:
+        raise OutcomeConflictError(f"analysis {report.analysis_id} already has an outcome") from exc
     return row
 
 

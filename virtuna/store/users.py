@@ -1,13 +1,24 @@
-"""Users, their API keys (only a sha256 is stored) and their daily analysis counts."""
+"""Users, their API keys (only a sha256 is stored) and their daily usage counts.
+
+A daily limit is enforced by reserving a slot before the work, in one conditional upsert
+(`reserve_analysis`, `reserve_profile_scrape`), and giving it back if the work fails. The
+upsert is one statement, so two requests can never both take the last slot: within a process
+DuckDB refuses the second writer of the row (a write conflict, retried here), and across
+processes the store's file lock lets one process write at a time.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal, TypeVar
 
 import duckdb
 
@@ -16,6 +27,9 @@ from virtuna.store.connection import run, utcnow
 TIERS = ("free", "starter", "pro")
 KEY_PREFIX = "vk_"
 PREFIX_LENGTH = 10
+CONFLICT_ATTEMPTS = 50
+Counter = Literal["analysis_count", "profile_scrape_count"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,3 +128,72 @@ def increment_usage(con: duckdb.DuckDBPyConnection, user_id: str, day: date | No
         [user_id, day or utc_today()],
     )
     return int(rows[0][0])  # type: ignore[call-overload]
+
+
+def _retry_write_conflicts(write: Callable[[], T]) -> T:
+    """Run one write statement, again after a write conflict with a concurrent transaction."""
+    delay = 0.001
+    for _ in range(CONFLICT_ATTEMPTS - 1):
+        try:
+            return write()
+        # A concurrent first insert of the row is a duplicate key; a concurrent update of it
+        # a transaction conflict. Either way the statement did nothing and may run again.
+        except (duckdb.TransactionException, duckdb.ConstraintException):
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.05)
+    return write()
+
+
+def _reserve(
+    con: duckdb.DuckDBPyConnection, user_id: str, counter: Counter, limit: int | None
+) -> date | None:
+    """Take one slot of counter today unless limit slots are taken; the day, or None."""
+    if limit is not None and limit <= 0:
+        return None
+    day = utc_today()
+    rows = _retry_write_conflicts(
+        lambda: run(
+            con,
+            f"INSERT INTO usage_daily (user_id, day, {counter}) VALUES ($user, $day, 1) "
+            f"ON CONFLICT (user_id, day) DO UPDATE SET {counter} = usage_daily.{counter} + 1 "
+            f"WHERE $limit IS NULL OR usage_daily.{counter} < $limit RETURNING {counter}",
+            {"user": user_id, "day": day, "limit": limit},
+        )
+    )
+    return day if rows else None
+
+
+def _release(con: duckdb.DuckDBPyConnection, user_id: str, counter: Counter, day: date) -> None:
+    """Give back one slot of counter taken on day (never below zero)."""
+    _retry_write_conflicts(
+        lambda: run(
+            con,
+            f"UPDATE usage_daily SET {counter} = {counter} - 1 "
+            f"WHERE user_id = ? AND day = ? AND {counter} > 0",
+            [user_id, day],
+        )
+    )
+
+
+def reserve_analysis(
+    con: duckdb.DuckDBPyConnection, user_id: str, *, limit: int | None
+) -> date | None:
+    """Count one analysis today if fewer than limit were (None: no limit); its day, or None."""
+    return _reserve(con, user_id, "analysis_count", limit)
+
+
+def release_analysis(con: duckdb.DuckDBPyConnection, user_id: str, day: date) -> None:
+    """Give back an analysis reserved on day (the analysis failed)."""
+    _release(con, user_id, "analysis_count", day)
+
+
+def reserve_profile_scrape(
+    con: duckdb.DuckDBPyConnection, user_id: str, *, limit: int
+) -> date | None:
+    """Count one profile scrape today if fewer than limit were; its day, or None."""
+    return _reserve(con, user_id, "profile_scrape_count", limit)
+
+
+def release_profile_scrape(con: duckdb.DuckDBPyConnection, user_id: str, day: date) -> None:
+    """Give back a profile scrape reserved on day (it could not be started)."""
+    _release(con, user_id, "profile_scrape_count", day)

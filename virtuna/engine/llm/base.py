@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from virtuna.engine.llm.breaker import CircuitBreaker, CircuitOpenError
 from virtuna.engine.llm.pricing import Usage, cost_cents, price
-from virtuna.log import add_cost, get_logger
+from virtuna.log import Scrubber, add_cost, get_logger
 
 __all__ = [
     "RETRY_INSTRUCTION",
@@ -74,6 +74,11 @@ class LLMCallRecord:
     status: CallStatus
     error: str | None
     attempt: int
+
+    @property
+    def known_cost_cents(self) -> Decimal | None:
+        """The cost as stored: None (unknown) when the attempt came back without usage."""
+        return None if self.usage_missing else self.cost_cents
 
 
 @dataclass
@@ -248,9 +253,15 @@ class ProviderClient:
         breaker: CircuitBreaker,
         sleep: Sleep = asyncio.sleep,
         retry_backoff_s: Sequence[float] = DEFAULT_RETRY_BACKOFF_S,
+        secret_values: Sequence[str] = (),
     ) -> None:
-        """A client; it closes `http` on aclose only when it created it."""
+        """A client; it closes `http` on aclose only when it created it.
+
+        Error text it records or returns is scrubbed of its key and of secret_values (every
+        configured secret), since providers may echo a key back in an error message.
+        """
         self._api_key = api_key or None
+        self._scrubber = Scrubber([*secret_values, *([api_key] if api_key else [])])
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -352,6 +363,8 @@ class ProviderClient:
             log.error("llm request crashed", provider=self.provider, purpose=purpose, exc_info=exc)
             warning = f"{self.label} request failed unexpectedly: {type(exc).__name__}: {exc}"
             reply = LLMReply(None, self.provider, model, "failed", warning=warning)
+        if reply.warning:
+            reply.warning = self._scrubber.scrub_text(reply.warning)
         reply.calls = calls
         reply.cost_cents = sum((call.cost_cents for call in calls), _ZERO)
         self._report(reply, purpose, started, soft_cap_cents)
@@ -459,7 +472,7 @@ class ProviderClient:
                     cost_cents=cost_cents(self.provider, model, usage),
                     latency_ms=round((time.perf_counter() - started) * 1000, 1),
                     status=status,
-                    error=error,
+                    error=None if error is None else self._scrubber.scrub_text(error),
                     attempt=attempt,
                 )
             )

@@ -71,6 +71,7 @@ class DeepSeekClient(ProviderClient):
                 backoff_s=settings.breaker_backoff(),
             ),
             sleep=sleep,
+            secret_values=settings.secret_values(),
         )
         self.model = settings.deepseek_model
         self.rules_model = settings.deepseek_rules_model

@@ -87,6 +87,7 @@ class GeminiClient(ProviderClient):
                 backoff_s=settings.breaker_backoff(),
             ),
             sleep=sleep,
+            secret_values=settings.secret_values(),
         )
         self.model = settings.gemini_model
         self._check_priced(self.model)
