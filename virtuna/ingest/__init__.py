@@ -245,4 +245,3 @@ def ingest_file(
         log.warning("rows rejected", file=ref, rejected=report.rejected, table="ingest_rejects")
     log.info("ingested", **report.as_dict())
     return report
-
