@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 
 from virtuna.ml.features import OPTIONAL_FIELDS
@@ -96,8 +96,15 @@ class TierEstimator:
     kind: EstimatorKind
     scheme: TierScheme
 
-    def fit(self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges) -> TierEstimator:
-        """Learn from rows, their continuous outcome and the tier edges."""
+    def fit(
+        self,
+        features: pd.DataFrame,
+        outcome: np.ndarray,
+        edges: TierEdges,
+        groups: np.ndarray | None = None,
+    ) -> TierEstimator:
+        """Learn from rows, their continuous outcome and the tier edges (`groups`: the data
+        collection of each row, for kinds that check what carries over between sources)."""
         raise NotImplementedError
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -139,7 +146,11 @@ class LocationScaleTiers(TierEstimator):
         return place
 
     def fit(
-        self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges
+        self,
+        features: pd.DataFrame,
+        outcome: np.ndarray,
+        edges: TierEdges,
+        groups: np.ndarray | None = None,
     ) -> LocationScaleTiers:
         """Fit the follower line (or the momentum factor) and the spread per situation."""
         outcome = np.asarray(outcome, dtype=float)
@@ -192,20 +203,8 @@ class ResidualBoostingTiers(TierEstimator):
         self.scheme = scheme
         self.seed = seed
 
-    def fit(
-        self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges
-    ) -> ResidualBoostingTiers:
-        """Fit the baseline, the correction on 90 % of rows, the spread on the other 10 %."""
-        outcome = np.asarray(outcome, dtype=float)
-        known = np.flatnonzero(~np.isnan(outcome))
-        fit_rows, spread_rows = train_test_split(known, test_size=0.1, random_state=self.seed)
-        self.edges_ = edges
-        self.baseline_ = LocationScaleTiers(baseline_kind(self.scheme), self.scheme).fit(
-            features.iloc[fit_rows], outcome[fit_rows], edges
-        )
-        masked = mask_optional_fields(features.iloc[fit_rows], MASK_RATE, self.seed)
-        residual = outcome[fit_rows] - self.baseline_.location(masked)
-        self.booster_ = make_pipeline(
+    def _booster(self) -> Any:
+        return make_pipeline(
             EmptyColumnsToZero(),
             HistGradientBoostingRegressor(
                 max_iter=200,
@@ -215,7 +214,46 @@ class ResidualBoostingTiers(TierEstimator):
                 early_stopping=True,
                 random_state=self.seed,
             ),
-        ).fit(masked, residual)
+        )
+
+    def _transfer(self, masked: pd.DataFrame, residual: np.ndarray, groups: np.ndarray) -> float:
+        """How much of the correction carries over to a source it was not learned on: the
+        least-squares factor (clipped to 0-1) of corrections predicted across collections."""
+        names = np.unique(groups)
+        if len(names) < 2:
+            return 1.0
+        predicted = np.zeros(len(residual))
+        for train, test in GroupKFold(n_splits=min(3, len(names))).split(masked, groups=groups):
+            predicted[test] = (
+                self._booster().fit(masked.iloc[train], residual[train]).predict(masked.iloc[test])
+            )
+        power = float(np.sum(predicted**2))
+        return float(np.clip(np.sum(predicted * residual) / power, 0.0, 1.0)) if power else 0.0
+
+    def fit(
+        self,
+        features: pd.DataFrame,
+        outcome: np.ndarray,
+        edges: TierEdges,
+        groups: np.ndarray | None = None,
+    ) -> ResidualBoostingTiers:
+        """Fit the baseline, the correction on 90 % of rows (shrunk by how well it carries over
+        between the training collections), the spread on the other 10 %."""
+        outcome = np.asarray(outcome, dtype=float)
+        known = np.flatnonzero(~np.isnan(outcome))
+        fit_rows, spread_rows = train_test_split(known, test_size=0.1, random_state=self.seed)
+        self.edges_ = edges
+        self.baseline_ = LocationScaleTiers(baseline_kind(self.scheme), self.scheme).fit(
+            features.iloc[fit_rows], outcome[fit_rows], edges
+        )
+        masked = mask_optional_fields(features.iloc[fit_rows], MASK_RATE, self.seed)
+        residual = outcome[fit_rows] - self.baseline_.location(masked)
+        self.transfer_ = (
+            1.0
+            if groups is None
+            else self._transfer(masked, residual, np.asarray(groups)[fit_rows])
+        )
+        self.booster_ = self._booster().fit(masked, residual)
         held = features.iloc[spread_rows]
         errors = outcome[spread_rows] - self.location(held)
         situation = self.baseline_._situations(held)
@@ -228,7 +266,7 @@ class ResidualBoostingTiers(TierEstimator):
 
     def location(self, features: pd.DataFrame) -> np.ndarray:
         """The baseline's place moved by the learned correction."""
-        return self.baseline_.location(features) + self.booster_.predict(features)
+        return self.baseline_.location(features) + self.transfer_ * self.booster_.predict(features)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Normal probabilities over the tiers around the corrected place."""
@@ -246,7 +284,13 @@ class ClassifierTiers(TierEstimator):
         self.scheme = scheme
         self.seed = seed
 
-    def fit(self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges) -> ClassifierTiers:
+    def fit(
+        self,
+        features: pd.DataFrame,
+        outcome: np.ndarray,
+        edges: TierEdges,
+        groups: np.ndarray | None = None,
+    ) -> ClassifierTiers:
         """Fit on 90 % of the rows (masked), the temperature on the other 10 %."""
         tiers = edges.assign(outcome)
         known = np.flatnonzero(tiers > 0)

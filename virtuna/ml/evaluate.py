@@ -183,7 +183,9 @@ def fit_estimator(
     if kind not in ("creator_history", "follower_mapping", "momentum"):
         usable = cap_per_collection(usable, data.collections, MAX_ROWS_PER_COLLECTION, seed)
     estimator = make_estimator(kind, scheme, seed)
-    return estimator.fit(data.features.iloc[usable], outcome[usable], edges)
+    return estimator.fit(
+        data.features.iloc[usable], outcome[usable], edges, groups=data.collections[usable]
+    )
 
 
 def predict_tiers(estimator: TierEstimator, features: pd.DataFrame) -> tuple[np.ndarray, ...]:
@@ -305,8 +307,9 @@ class Evaluation:
         )
 
     def records(self) -> list[dict[str, Any]]:
-        """The table as plain records (for a model card)."""
-        return self.table.drop(columns=["recall_per_tier"]).to_dict(orient="records")
+        """The table as plain records, each naming its scheme and split (for a model card)."""
+        table = self.table.drop(columns=["recall_per_tier"])
+        return table.assign(scheme=self.scheme, split=self.split).to_dict(orient="records")
 
 
 def evaluate(
