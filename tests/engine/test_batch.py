@@ -19,7 +19,8 @@ WHEN = datetime(2025, 5, 25, 12)
 
 @pytest.fixture
 def trended(bundled_copy: Path) -> Path:
-    calculate_trends("latest", 48, db_path=str(bundled_copy))
+    # The 2025 trending scrape ends on 24 May (later files hold creator timelines).
+    calculate_trends("2025-05-25T00:00:00", 48, db_path=str(bundled_copy))
     return bundled_copy
 
 

@@ -172,7 +172,8 @@ def test_a_failing_store_stage_degrades_instead_of_crashing(tmp_path: Path) -> N
 
 
 def test_trends_signal_on_real_data_as_of_its_time(bundled_copy: Path) -> None:
-    calculate_trends("latest", 48, db_path=str(bundled_copy))
+    # The 2025 trending scrape ends on 24 May (later files hold creator timelines).
+    calculate_trends("2025-05-25T00:00:00", 48, db_path=str(bundled_copy))
     with connect(bundled_copy) as con:
         (handle,) = con.execute(
             "SELECT author_handle FROM scraped_videos WHERE source = 'trending_csv' "

@@ -6,8 +6,8 @@ and gives calibrated probabilities over the five tiers (`predict_proba`, columns
 - The baselines are models too, and the honest default (the sceptic's first try):
   `creator_history` places the next post where the creator's earlier posts sit (their median
   log views; without history the follower mapping; without followers the population), and
-  `follower_mapping` uses followers alone (a least-squares line of the outcome on log
-  followers). `momentum` (relative scheme) places it at the creator's last three posts against
+  `follower_mapping` uses followers alone (equipercentile: the outcome at the follower count's
+  rank among the training rows, so the tier is the follower count's quintile). `momentum` (relative scheme) places it at the creator's last three posts against
   their usual, shrunk by a fitted factor. Their probabilities are a normal distribution around
   that place, with the spread of the training rows' errors in the same situation, integrated
   over the tier edges: calibrated by construction on the population they were fitted on.
@@ -138,8 +138,13 @@ class LocationScaleTiers(TierEstimator):
             recent = features["prior_last3_log_views"] - features["prior_median_log_views"]
             return self.slope_ * recent.fillna(0.0).to_numpy(dtype=float)
         followers = features["log_followers"].to_numpy(dtype=float)
-        by_followers = self.intercept_ + self.slope_ * np.nan_to_num(followers)
-        place = np.where(np.isnan(followers), self.mean_, by_followers)
+        place = np.full(len(followers), self.mode_place_)
+        known = ~np.isnan(followers)
+        if len(self.followers_):
+            # Equipercentile: the outcome at the same rank as the follower count.
+            rank = np.searchsorted(self.followers_, followers[known], side="right")
+            share = np.clip(rank / len(self.followers_), 0.0, 1.0)
+            place[known] = np.quantile(self.outcomes_, share)
         if self.kind == "creator_history":
             median = features["prior_median_log_views"].to_numpy(dtype=float)
             place = np.where(np.isnan(median), place, median)
@@ -152,12 +157,16 @@ class LocationScaleTiers(TierEstimator):
         edges: TierEdges,
         groups: np.ndarray | None = None,
     ) -> LocationScaleTiers:
-        """Fit the follower line (or the momentum factor) and the spread per situation."""
+        """Fit the follower mapping (or the momentum factor) and the spread per situation."""
         outcome = np.asarray(outcome, dtype=float)
         known = ~np.isnan(outcome)
         self.edges_ = edges
-        self.mean_ = float(np.mean(outcome[known]))
-        self.intercept_, self.slope_ = self.mean_, 0.0
+        self.slope_ = 0.0
+        self.followers_ = np.array([])
+        # Knowing nothing, the likeliest tier: the middle of the most frequent one.
+        tiers = edges.assign(outcome[known])
+        mode = int(np.bincount(tiers, minlength=6)[1:].argmax() + 1)
+        self.mode_place_ = float(np.median(outcome[known][tiers == mode]))
         if self.kind == "momentum":
             recent = (
                 features["prior_last3_log_views"] - features["prior_median_log_views"]
@@ -170,10 +179,9 @@ class LocationScaleTiers(TierEstimator):
         else:
             followers = features["log_followers"].to_numpy(dtype=float)
             ok = known & ~np.isnan(followers)
-            if ok.sum() >= 10 and np.ptp(followers[ok]) > 0:
-                self.slope_, self.intercept_ = (
-                    float(v) for v in np.polyfit(followers[ok], outcome[ok], 1)
-                )
+            if ok.sum() >= 10:
+                self.followers_ = np.sort(followers[ok])
+                self.outcomes_ = np.sort(outcome[ok])
         errors = outcome - self._raw_location(features)
         situation = self._situations(features)
         overall = float(np.std(errors[known])) if known.any() else 1.0
