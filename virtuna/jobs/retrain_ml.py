@@ -99,8 +99,6 @@ def retrain_ml(
             return RetrainResult("skipped", reason, rows=usable)
         baseline = baseline_kind(scheme)
         kinds: list[EstimatorKind] = [baseline]
-        if scheme != "creator_relative":
-            kinds.append("follower_mapping")
         if kind not in kinds:
             kinds.append(kind)
         notes: list[str] = []

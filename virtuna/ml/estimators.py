@@ -7,10 +7,13 @@ and gives calibrated probabilities over the five tiers (`predict_proba`, columns
   `creator_history` places the next post where the creator's earlier posts sit (their median
   log views; without history the follower mapping; without followers the population), and
   `follower_mapping` uses followers alone (equipercentile: the outcome at the follower count's
-  rank among the training rows, so the tier is the follower count's quintile). `momentum` (relative scheme) places it at the creator's last three posts against
-  their usual, shrunk by a fitted factor. Their probabilities are a normal distribution around
-  that place, with the spread of the training rows' errors in the same situation, integrated
-  over the tier edges: calibrated by construction on the population they were fitted on.
+  rank among the training rows, so the tier is the follower count's quintile). `momentum`
+  (relative scheme) places it at the creator's last three posts against their usual, shrunk by
+  a fitted factor. Their probabilities are a normal distribution around that place, integrated
+  over the tier edges and mixed with the population's tier shares; the spread and the mixing
+  share are fitted per situation (history, followers only, nothing) to minimise the tiers'
+  log-loss, on places computed without the row's own collection where the place is learned,
+  so that they are honest about how far a new source may stray.
 - `residual_boosting` starts from the same baseline and learns, with gradient boosting on the
   honest features, how far a post lands from it; `hist_gradient_boosting`, `logistic` and
   `balanced_random_forest` classify the tier directly (temperature-calibrated). The learned
@@ -25,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize
 from scipy.stats import norm
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import GroupKFold, train_test_split
@@ -88,6 +92,114 @@ def gaussian_tier_probabilities(
     )
     cdf = np.hstack([np.zeros((len(z), 1)), norm.cdf(z), np.ones((len(z), 1))])
     return np.clip(np.diff(cdf, axis=1), 1e-9, 1.0)
+
+
+def mixture_probabilities(
+    location: np.ndarray, scale: np.ndarray, share: np.ndarray, prior: np.ndarray, edges: TierEdges
+) -> np.ndarray:
+    """(1 - share) x the normal's tier probabilities + share x the population's tier shares."""
+    gauss = gaussian_tier_probabilities(location, scale, edges)
+    return (1 - share)[:, None] * gauss + share[:, None] * prior[None, :]
+
+
+Spread = tuple[float, float, float]  # (pooled spread, population share, weight of the pooled)
+
+
+def row_scales(spread: Spread, own_std: np.ndarray, own_n: np.ndarray) -> np.ndarray:
+    """Each row's spread: the creator's own spread of earlier posts shrunk towards the pooled
+    one, (m s^2 + k sigma^2) / (m + k) with m = earlier posts - 1 (k infinite: pooled only)."""
+    sigma, _, weight = spread
+    if not np.isfinite(weight):
+        return np.full(len(own_n), sigma)
+    m = np.maximum(np.nan_to_num(own_n) - 1, 0)
+    own = np.where(np.isnan(own_std), sigma, own_std)
+    return np.sqrt((m * own**2 + weight * sigma**2) / (m + weight))
+
+
+def fit_spreads(
+    location: np.ndarray,
+    outcome: np.ndarray,
+    situation: np.ndarray,
+    edges: TierEdges,
+    prior: np.ndarray,
+    own: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[int, Spread]:
+    """Per situation, the spread, the population share and (with creator history, given the
+    creators' own spreads `own` = (std, posts)) the shrinkage weight minimising the tiers'
+    log-loss."""
+    tiers = edges.assign(outcome)
+    spreads: dict[int, Spread] = {}
+    fallback = float(np.std(outcome - location)) or 1.0
+    for s in (0, 1, 2):
+        rows = (situation == s) & (tiers > 0)
+        if rows.sum() < 20:
+            spreads[s] = (fallback, 0.2, np.inf)
+            continue
+        place, target = location[rows], tiers[rows] - 1
+        personal = own is not None and s == 0
+        std_n = (own[0][rows], own[1][rows]) if personal else (None, None)  # type: ignore[index]
+
+        def spread_of(theta: np.ndarray, personal: bool = personal) -> Spread:
+            weight = float(np.exp(theta[2])) if personal else np.inf
+            return (float(np.exp(theta[0])), float(1 / (1 + np.exp(-theta[1]))), weight)
+
+        def loss(
+            theta: np.ndarray,
+            place: np.ndarray = place,
+            target: np.ndarray = target,
+            std_n: tuple = std_n,
+            spread_of: Any = spread_of,
+        ) -> float:
+            spread = spread_of(theta)
+            scale = (
+                row_scales(spread, *std_n)
+                if std_n[0] is not None
+                else np.full(len(place), spread[0])
+            )
+            share = np.full(len(place), spread[1])
+            p = mixture_probabilities(place, scale, share, prior, edges)
+            return float(-np.mean(np.log(p[np.arange(len(place)), target])))
+
+        sigma0 = np.log(max(float(np.std(outcome[rows] - place)), MIN_SCALE))
+        start = np.array([sigma0, -2.0, np.log(5.0)])
+        bounds = [(np.log(MIN_SCALE), 3.0), (-8.0, 4.0), (np.log(0.1), np.log(1e4))]
+        if not personal:
+            start, bounds = start[:2], bounds[:2]
+        found = minimize(loss, start, method="L-BFGS-B", bounds=bounds)
+        spreads[s] = spread_of(found.x)
+    return spreads
+
+
+def _spread_probabilities(
+    location: np.ndarray,
+    situation: np.ndarray,
+    spreads: dict[int, Spread],
+    prior: np.ndarray,
+    edges: TierEdges,
+    own: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    scale = np.empty(len(location))
+    share = np.empty(len(location))
+    for s, spread in spreads.items():
+        rows = situation == s
+        scale[rows] = row_scales(spread, own[0][rows], own[1][rows])
+        share[rows] = spread[1]
+    return mixture_probabilities(location, scale, share, prior, edges)
+
+
+def own_spread(features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The creator's own spread of earlier log views and how many posts it rests on."""
+    return (
+        features["prior_std_log_views"].to_numpy(dtype=float),
+        features["prior_posts"].to_numpy(dtype=float),
+    )
+
+
+def tier_shares(outcome: np.ndarray, edges: TierEdges) -> np.ndarray:
+    """The population's share of each tier (the prior a baseline is mixed with)."""
+    tiers = edges.assign(outcome[~np.isnan(outcome)])
+    counts = np.bincount(tiers, minlength=6)[1:].astype(float)
+    return counts / counts.sum()
 
 
 class TierEstimator:
@@ -159,6 +271,15 @@ class LocationScaleTiers(TierEstimator):
     ) -> LocationScaleTiers:
         """Fit the follower mapping (or the momentum factor) and the spread per situation."""
         outcome = np.asarray(outcome, dtype=float)
+        self._fit_place(features, outcome, edges)
+        self.prior_ = tier_shares(outcome, edges)
+        place = self._held_out_location(features, outcome, groups)
+        self.scale_ = fit_spreads(
+            place, outcome, self._situations(features), edges, self.prior_, own_spread(features)
+        )
+        return self
+
+    def _fit_place(self, features: pd.DataFrame, outcome: np.ndarray, edges: TierEdges) -> None:
         known = ~np.isnan(outcome)
         self.edges_ = edges
         self.slope_ = 0.0
@@ -182,23 +303,37 @@ class LocationScaleTiers(TierEstimator):
             if ok.sum() >= 10:
                 self.followers_ = np.sort(followers[ok])
                 self.outcomes_ = np.sort(outcome[ok])
-        errors = outcome - self._raw_location(features)
-        situation = self._situations(features)
-        overall = float(np.std(errors[known])) if known.any() else 1.0
-        self.scale_ = {}
-        for s in (0, 1, 2):
-            rows = known & (situation == s)
-            self.scale_[s] = float(np.std(errors[rows])) if rows.sum() >= 20 else overall
-        return self
+
+    def _held_out_location(
+        self, features: pd.DataFrame, outcome: np.ndarray, groups: np.ndarray | None
+    ) -> np.ndarray:
+        """Each row's place with the follower mapping learned without the row's collection
+        (the creator's median and the momentum factor need no such care)."""
+        place = self._raw_location(features)
+        if groups is None or self.kind == "momentum" or len(np.unique(groups)) < 2:
+            return place
+        groups = np.asarray(groups)
+        names = np.unique(groups)
+        for train, test in GroupKFold(n_splits=min(3, len(names))).split(features, groups=groups):
+            other = LocationScaleTiers(self.kind, self.scheme)
+            other._fit_place(features.iloc[train], outcome[train], self.edges_)
+            place[test] = other._raw_location(features.iloc[test])
+        return place
 
     def location(self, features: pd.DataFrame) -> np.ndarray:
         """The baseline's place for each row."""
         return self._raw_location(features)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Normal probabilities over the tiers around the baseline's place."""
-        scale = np.array([self.scale_[s] for s in self._situations(features)])
-        return gaussian_tier_probabilities(self.location(features), scale, self.edges_)
+        """Tier probabilities around the baseline's place, mixed with the population's."""
+        return _spread_probabilities(
+            self.location(features),
+            self._situations(features),
+            self.scale_,
+            self.prior_,
+            self.edges_,
+            own_spread(features),
+        )
 
 
 class ResidualBoostingTiers(TierEstimator):
@@ -263,13 +398,15 @@ class ResidualBoostingTiers(TierEstimator):
         )
         self.booster_ = self._booster().fit(masked, residual)
         held = features.iloc[spread_rows]
-        errors = outcome[spread_rows] - self.location(held)
-        situation = self.baseline_._situations(held)
-        overall = float(np.std(errors))
-        self.scale_ = {
-            s: float(np.std(errors[situation == s])) if (situation == s).sum() >= 20 else overall
-            for s in (0, 1, 2)
-        }
+        self.prior_ = tier_shares(outcome, edges)
+        self.scale_ = fit_spreads(
+            self.location(held),
+            outcome[spread_rows],
+            self.baseline_._situations(held),
+            edges,
+            self.prior_,
+            own_spread(held),
+        )
         return self
 
     def location(self, features: pd.DataFrame) -> np.ndarray:
@@ -277,10 +414,15 @@ class ResidualBoostingTiers(TierEstimator):
         return self.baseline_.location(features) + self.transfer_ * self.booster_.predict(features)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Normal probabilities over the tiers around the corrected place."""
-        situation = self.baseline_._situations(features)
-        scale = np.array([self.scale_[s] for s in situation])
-        return gaussian_tier_probabilities(self.location(features), scale, self.edges_)
+        """Tier probabilities around the corrected place, mixed with the population's."""
+        return _spread_probabilities(
+            self.location(features),
+            self.baseline_._situations(features),
+            self.scale_,
+            self.prior_,
+            self.edges_,
+            own_spread(features),
+        )
 
 
 class ClassifierTiers(TierEstimator):
@@ -327,7 +469,8 @@ class ClassifierTiers(TierEstimator):
 def make_estimator(kind: EstimatorKind, scheme: TierScheme, seed: int = 0) -> TierEstimator:
     """An unfitted estimator of any kind."""
     if kind in BASELINE_KINDS:
-        if (kind == "momentum") != (scheme == "creator_relative"):
+        relative = scheme == "creator_relative"
+        if (kind == "momentum" and not relative) or (kind == "creator_history" and relative):
             raise ValueError(f"{kind} is not a baseline for the {scheme} scheme")
         return LocationScaleTiers(kind, scheme)  # type: ignore[arg-type]
     if kind == "residual_boosting":

@@ -12,8 +12,8 @@ Beside every model, on the same rows, the references a sceptic would try first:
 - B1 `creator_median`: the creator's earlier median views through the tier edges (the
   training majority tier when there is no history); for the relative scheme `momentum`, the
   last three posts against the earlier median;
-- B2 `follower_quantiles`: the follower count's quintile among training rows (majority tier
-  without followers);
+- B2 `follower_quantiles`: the follower count's quintile among training rows (the likeliest
+  tier without followers): the `follower_mapping` model;
 - B3 `source_majority`: each test collection's own majority tier. An ORACLE (it peeks at the
   test labels): a reference for how much "which file is this" alone is worth, never a model.
 
@@ -38,6 +38,7 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from virtuna.calibration.ece import top_label_ece
 from virtuna.ml.estimators import (
+    BASELINE_KINDS,
     EstimatorKind,
     TierEstimator,
     baseline_kind,
@@ -180,7 +181,7 @@ def fit_estimator(
     """An estimator of a kind fitted on the given rows (learned kinds on a capped sample)."""
     outcome = data.outcome(scheme)
     usable = rows[~np.isnan(outcome[rows])]
-    if kind not in ("creator_history", "follower_mapping", "momentum"):
+    if kind not in BASELINE_KINDS:
         usable = cap_per_collection(usable, data.collections, MAX_ROWS_PER_COLLECTION, seed)
     estimator = make_estimator(kind, scheme, seed)
     return estimator.fit(
@@ -222,18 +223,10 @@ def reference_predictions(
         score = np.where(np.isnan(median), fallback, median)
         tiers = np.where(np.isnan(median), majority, edges.assign(score))
         out["creator_median"] = (tiers, score)
-    followers = data.features["log_followers"].to_numpy(dtype=float)
-    known = followers[fold.train][~np.isnan(followers[fold.train])]
-    test_followers = followers[fold.test]
-    if len(known) >= 5:
-        cuts = np.quantile(known, [0.2, 0.4, 0.6, 0.8])
-        tiers = np.where(
-            np.isnan(test_followers),
-            majority,
-            np.searchsorted(cuts, np.nan_to_num(test_followers), side="right") + 1,
-        )
-        score = np.where(np.isnan(test_followers), np.median(known), test_followers)
-        out["follower_quantiles"] = (tiers, score)
+    # B2 is the follower_mapping model itself (the follower count's rank mapped to the outcome
+    # at the same rank, so its tier is the follower quintile), fitted on the fold's rows.
+    followers = fit_estimator("follower_mapping", scheme, data, fold.train, edges)
+    out["follower_quantiles"] = predict_tiers(followers, features)[:2]
     truth = edges.assign(data.outcome(scheme)[fold.test])
     collections = data.collections[fold.test]
     oracle = np.zeros(len(fold.test), dtype=int)
