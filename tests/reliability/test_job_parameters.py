@@ -45,7 +45,7 @@ def bad_names(target: Path) -> dict[str, str]:
         "comment-break": f"count  # \n{w}\ny",
         "unicode-lookalike": "\uff43ount",  # fullwidth c: Python would read it as `count`
         "unicode-payload": f"\uff58 = 1\n{w}\n\uff59",
-        "very-long": "a" * 100_000 + f"\n{w}\nb",
+        "very-long": "a" * 20_000 + f"\n{w}\nb",  # under the API body cap
         "keyword": "lambda",
         "keyword-import": f"import os as x\nx.system('touch ' + {str(target)!r})\ny",
         "reserved": "db_path",
@@ -65,8 +65,8 @@ def bad_values(target: Path) -> dict[str, tuple[str, Any]]:
         "bool-for-int": ("count", True),
         "float-for-int": ("count", 1.5),
         "str-for-bool": ("flag", f"True\n{w}"),
-        "too-long-str": ("note", "x" * 100_000),
-        "too-long-list": ("tags", ["a"] * 100_000),
+        "too-long-str": ("note", "x" * 20_000),
+        "too-long-list": ("tags", ["a"] * 5_000),
         "null-for-int": ("count", None),
     }
 

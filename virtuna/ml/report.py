@@ -22,6 +22,8 @@ def source_table(
     """Per test source and pooled: rows, history share and each predictor's metrics side by
     side (the baselines beside every model, the oracle marked)."""
     part = evaluation.table[evaluation.table["subset"] == subset].copy()
+    if part.empty:
+        return pd.DataFrame()
     part["predictor"] = part["predictor"].map(_label)
     wide = part.pivot_table(index="fold", columns="predictor", values=list(metrics))
     sizes = part.groupby("fold")[["rows", "history_share"]].first()
@@ -42,14 +44,17 @@ def served_metrics(evaluation: Evaluation, predictor: str) -> pd.DataFrame:
 
 def plot_source_accuracy(evaluation: Evaluation, subset: str = "all", ax: Any = None) -> Any:
     """Grouped bars: accuracy per test source for each predictor (the oracle hatched)."""
-    import matplotlib.pyplot as plt
-
     part = evaluation.table[evaluation.table["subset"] == subset]
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(9, 4.2))
+    if part.empty:
+        ax.set_title(f"{evaluation.scheme}, {evaluation.split}: no {SUBSETS.get(subset, subset)}")
+        return ax
     wide = part.pivot_table(index="fold", columns="predictor", values="accuracy")
     order = [f for f in wide.index if f != "pooled"] + ["pooled"]
     wide = wide.loc[order]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(7, 1.4 * len(wide)), 4.2))
     width = 0.8 / max(len(wide.columns), 1)
     x = np.arange(len(wide))
     for i, predictor in enumerate(wide.columns):
