@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format lock clean notebooks serve
+.PHONY: help setup demo test fuzz lint format lock clean notebooks serve
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ notebooks: $(STAMP) ## Run every notebook once (job notebooks and reports) into 
 
 test: $(STAMP) lint ## Lint, then run the test suite with coverage (fails below 80 %)
 	$(BIN)/python -m pytest --cov=virtuna --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## Schemathesis over every route: 200 examples per operation, user and admin keys
+	FUZZ_EXAMPLES=200 $(BIN)/python -m pytest tests/service/test_schema_fuzz.py -q
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check .
