@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import END_OF_TRENDING_2025
 from virtuna.config import load_settings
 from virtuna.engine.batch import score_batch
 from virtuna.engine.llm import Providers
@@ -19,7 +20,7 @@ WHEN = datetime(2025, 5, 25, 12)
 
 @pytest.fixture
 def trended(bundled_copy: Path) -> Path:
-    calculate_trends("latest", 48, db_path=str(bundled_copy))
+    calculate_trends(END_OF_TRENDING_2025, 48, db_path=str(bundled_copy))
     return bundled_copy
 
 
