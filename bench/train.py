@@ -2,7 +2,7 @@
 
 Run: `.venv/bin/python bench/train.py [--scale 10] [--repeat 2]`
 
-It ingests the bundled real data (every file in data/raw) into a fresh store under
+It ingests the bundled real data (every data file below data/raw) into a fresh store under
 bench/.work (not timed), then measures:
 
 - features: `training_rows` + `build_features` over the bundled videos (the point-in-time
@@ -43,7 +43,7 @@ import sklearn
 from machine import print_footer
 
 from virtuna.config import load_settings
-from virtuna.ingest import ingest_file
+from virtuna.ingest import data_files, ingest_file
 from virtuna.log import configure_logging
 from virtuna.ml.features import build_features, training_rows
 from virtuna.ml.tiers import outcome_measure
@@ -53,7 +53,6 @@ from virtuna.store import connect
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
 WORK = ROOT / "bench" / ".work"
-DATA_SUFFIXES = {".json", ".jsonl", ".csv"}
 KIND = "hist_gradient_boosting"
 SPLIT = "stratified"
 SCHEME = "views_quintile"
@@ -69,14 +68,14 @@ def build_store() -> Path:
     WORK.mkdir(parents=True, exist_ok=True)
     db = WORK / "train_bundled.duckdb"
     _remove_db(db)
-    files = sorted(p for p in RAW.iterdir() if p.suffix.lower() in DATA_SUFFIXES)
+    files = data_files(RAW)
     if not files:
         raise SystemExit(f"{RAW}: no data files")
     started = time.perf_counter()
-    for path in files:
-        report = ingest_file(path, db_path=db)
+    for path, ref in files:
+        report = ingest_file(path, db_path=db, source_ref=ref)
         if not report.balanced:
-            raise SystemExit(f"ingest of {path.name} does not add up: {report}")
+            raise SystemExit(f"ingest of {ref} does not add up: {report}")
     print(
         f"store: {db.relative_to(ROOT)} -- {len(files)} bundled files ingested in "
         f"{time.perf_counter() - started:.1f} s (not part of the measurements)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from virtuna.store import connect
 
 REPO = Path(__file__).resolve().parent.parent
 RAW = REPO / "data" / "raw"
+# Just after the newest post of tiktok_trending_2025.csv (the bundled data runs on to June 2025).
+END_OF_TRENDING_2025 = datetime(2025, 5, 24, 21, 52, 45)
 SETTINGS_PREFIXES = ("VIRTUNA_", "SENTRY_", "APIFY_", "GEMINI_", "DEEPSEEK_", "WHOP_")
 
 

@@ -37,8 +37,10 @@ def test_every_notebook_is_parameterized_and_names_its_kernel() -> None:
 def test_trends_notebook_on_the_bundled_data_shows_trending_sounds(
     bundled_copy: Path, tmp_path: Path
 ) -> None:
-    parameters = {"db_path": str(bundled_copy), "as_of": "2025-05-25T00:00:00"}
-    run = execute_notebook("trends", tmp_path / "out", parameters)
+    from tests.conftest import END_OF_TRENDING_2025
+
+    params = {"db_path": str(bundled_copy), "as_of": END_OF_TRENDING_2025.isoformat()}
+    run = execute_notebook("trends", tmp_path / "out", params)
     assert run.succeeded, run.error
     text = _outputs_text(run.notebook)
     assert "ECE Marketing Airball" in text  # the 2025 scrape's most repeated named sound

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import END_OF_TRENDING_2025
 from virtuna.config import load_settings
 from virtuna.engine.batch import score_batch
 from virtuna.engine.llm import Providers
@@ -19,8 +20,7 @@ WHEN = datetime(2025, 5, 25, 12)
 
 @pytest.fixture
 def trended(bundled_copy: Path) -> Path:
-    # The 2025 trending scrape ends on 24 May (later files hold creator timelines).
-    calculate_trends("2025-05-25T00:00:00", 48, db_path=str(bundled_copy))
+    calculate_trends(END_OF_TRENDING_2025, 48, db_path=str(bundled_copy))
     return bundled_copy
 
 

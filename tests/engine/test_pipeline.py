@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import RAW
+from tests.conftest import END_OF_TRENDING_2025, RAW
 from tests.fakes.llm import FakeDeepSeek, FakeGemini, llm_settings
 from virtuna import apredict, predict
 from virtuna.engine.baseline import FALLBACK_BASELINE
@@ -172,8 +172,7 @@ def test_a_failing_store_stage_degrades_instead_of_crashing(tmp_path: Path) -> N
 
 
 def test_trends_signal_on_real_data_as_of_its_time(bundled_copy: Path) -> None:
-    # The 2025 trending scrape ends on 24 May (later files hold creator timelines).
-    calculate_trends("2025-05-25T00:00:00", 48, db_path=str(bundled_copy))
+    calculate_trends(END_OF_TRENDING_2025, 48, db_path=str(bundled_copy))
     with connect(bundled_copy) as con:
         (handle,) = con.execute(
             "SELECT author_handle FROM scraped_videos WHERE source = 'trending_csv' "
