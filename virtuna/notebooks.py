@@ -126,6 +126,17 @@ def notebook_parameters(name: str) -> dict[str, Declared]:
     return _inspect(str(path), stat.st_mtime_ns, stat.st_size)
 
 
+_SAID = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "list": "a list",
+    "any": "a number, text or true/false",
+    "null": "null",
+}
+
+
 def _type_name(value: object) -> str:
     if value is None:
         return "null"
@@ -133,14 +144,17 @@ def _type_name(value: object) -> str:
     return kind if kind != "any" else type(value).__name__
 
 
+def _said(kind: str) -> str:
+    return _SAID.get(kind, f"a {kind}")
+
+
 def _check_scalar(kind: str, value: object) -> str | None:
     """Why `value` is not plain data of `kind` (None when it is)."""
     actual = _type_name(value)
     if actual not in ("bool", "int", "float", "str"):
-        wanted = "number, text or yes/no" if kind == "any" else kind
-        return f"must be a {wanted}, got {actual}"
+        return f"must be {_said(kind)}, got {_said(actual)}"
     if not (kind == "any" or kind == actual or (kind == "float" and actual == "int")):
-        return f"must be a {kind}, got {actual}"
+        return f"must be {_said(kind)}, got {_said(actual)}"
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number"
     if actual == "int" and abs(value) > MAX_INT:  # type: ignore[arg-type]
@@ -161,7 +175,7 @@ def check_parameters(notebook: str, values: dict[str, Any], owner: str = "") -> 
             raise ParameterError(owner, name, f"is not declared by the notebook (known: {known})")
         if value is None:
             if not spec.nullable:
-                raise ParameterError(owner, name, f"must be a {spec.kind}, got null")
+                raise ParameterError(owner, name, f"must be {_said(spec.kind)}, got null")
             continue
         if isinstance(value, list) and spec.kind in ("list", "any"):
             if len(value) > MAX_ITEMS:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import nbformat
 import psutil
-import pytest
 
 from tests.conftest import REPO
 from tests.reliability._job_probe import probe_schedule, write_probe
@@ -122,23 +121,65 @@ def test_a_runner_killed_with_sigkill_takes_its_kernel_and_the_next_run_starts_a
     assert newest == again.id
 
 
-def test_listing_runs_or_the_schedule_reconciles_a_dead_runners_run(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _dead_run(db_path: Path, run_id: str, job: str) -> Holder:
+    """A lock and a "running" row left by a runner that has exited."""
     dead = Holder(_dead_pid(), socket.gethostname(), None)
     with connect(db_path) as con:
-        assert acquire_lock(con, "calculate-trends", "dead-run", timedelta(hours=1), owner=dead)
+        assert acquire_lock(con, job, run_id, timedelta(hours=1), owner=dead)
         run(
             con,
             "INSERT INTO job_runs (id, job, status, started_at, pid, host) "
-            "VALUES ('dead-run', 'calculate-trends', 'running', ?, ?, ?)",
-            [utcnow(), dead.pid, dead.host],
+            "VALUES (?, ?, 'running', ?, ?, ?)",
+            [run_id, job, utcnow(), dead.pid, dead.host],
         )
-    table = scheduler.schedule_table(db_path=db_path)
-    assert {r["job"]: r["last status"] for r in table}["calculate-trends"] == "abandoned"
+    return dead
+
+
+def test_listing_runs_or_the_schedule_reconciles_a_dead_runners_run(db_path: Path) -> None:
+    dead = _dead_run(db_path, "dead-run", "calculate-trends")
+    with connect(db_path) as con:
+        run(
+            con,
+            "INSERT INTO job_runs (id, job, status, started_at) "
+            "VALUES ('lockless-run', 'validate-rules', 'running', ?)",
+            [utcnow()],
+        )
+    listed = _list_runs(db_path)  # the admin API's listing reconciles
+    assert {r["id"]: r["status"] for r in listed} == {
+        "dead-run": "abandoned",
+        "lockless-run": "abandoned",
+    }
+    errors = {r["id"]: r["error"] for r in listed}
+    assert f"pid {dead.pid}" in str(errors["dead-run"])
+    assert "lock is gone" in str(errors["lockless-run"])
+
+    _dead_run(db_path, "dead-again", "retrain-ml")
+    table = scheduler.schedule_table(db_path=db_path)  # `virtuna schedule list` reconciles
+    assert {r["job"]: r["last status"] for r in table}["retrain-ml"] == "abandoned"
     with connect(db_path) as con:
         assert run(con, "SELECT count(*) FROM job_locks") == [(0,)]
         assert reconcile(con) == 0  # nothing left to do
+
+
+def _list_runs(db_path: Path) -> list[dict[str, object]]:
+    """GET /api/jobs on an app over db_path."""
+    import asyncio
+
+    import httpx
+
+    from virtuna.config import load_settings
+    from virtuna.service import create_app
+
+    app = create_app(load_settings(admin_token="admin-list", apify_token=None), db_path=db_path)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.get("/api/jobs", headers={"Authorization": "Bearer admin-list"})
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
 
 
 def test_a_live_holders_lock_is_kept_and_a_dead_or_expired_one_is_taken_over(

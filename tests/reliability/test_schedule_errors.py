@@ -27,7 +27,10 @@ CASES = {
     "jobs-not-a-mapping": ("jobs: [a, b]\n", "`jobs` must be a mapping"),
     "bad-timeout": (GOOD + "    timeout_s: soon\n", "timeout_s must be a positive"),
     "undeclared-parameter": (GOOD.replace("window_hours", "window_days"), "'window_days'"),
-    "wrong-type": (GOOD.replace("48", "forty-eight"), "'window_hours' must be a int"),
+    "wrong-type": (
+        GOOD.replace("48", "forty-eight"),
+        "'window_hours' must be a whole number, got text",
+    ),
     "document-not-a-mapping": ("- calculate-trends\n", "must be a mapping"),
 }
 

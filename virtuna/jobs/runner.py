@@ -341,7 +341,7 @@ def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path) -> Path:
 body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
 table {{ border-collapse: collapse; }}
 td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
-tr.failed td {{ background: #fde8e8; }} tr.skipped td {{ color: #777; }}
+tr.failed td, tr.abandoned td {{ background: #fde8e8; }} tr.skipped td {{ color: #777; }}
 </style></head><body>
 <h1>Virtuna reports</h1>
 <p>Every job run, newest first (times in UTC). Generated {utcnow():%Y-%m-%d %H:%M:%S}.</p>
