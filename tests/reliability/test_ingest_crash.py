@@ -23,7 +23,7 @@ from virtuna.store import connect
 from virtuna.store.scrape_runs import get_scrape_run
 
 ITEMS = 20_000
-BOUND_S = 120.0  # generous bound on polls; the conditions come true long before
+BOUND_S = 600.0  # generous bound on polls (a loaded 2-core machine); the conditions come true first
 
 WORKER = (
     "import sys\n"
@@ -49,7 +49,7 @@ def _poll(condition, what: str) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"never saw: {what}")
-        time.sleep(0.02)
+        time.sleep(0.1)
 
 
 def _rows(svc: Service, run_id: str) -> int:
@@ -101,7 +101,7 @@ def test_killed_ingest_is_resumed_by_the_redelivery(service: Service) -> None:  
 
     redelivery = service.apify.deliver_webhook(run_id)
     assert redelivery.status_code == 200, redelivery.text
-    assert redelivery.json()["status"] == "accepted"
+    assert redelivery.json()["status"] == "accepted" and redelivery.json()["resumed"] is True
 
     def finished() -> bool:
         with connect(service.db_path) as con:

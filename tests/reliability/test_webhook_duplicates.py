@@ -69,8 +69,8 @@ def test_a_run_apify_does_not_know_is_answered_2xx_and_recorded(service: Service
     with connect(service.db_path) as con:
         run = get_scrape_run(con, "NoSuchRun01234567")
     assert run is not None and run.state == "UNKNOWN" and "404" in (run.error or "")
-    # Apify itself unreachable is still a 502, so the delivery comes again.
-    service.apify.stop()
+    # Apify itself failing is still a 502, so the delivery comes again.
+    service.apify.fail_next("/v2/actor-runs/", 503, times=20)
     unreachable = httpx.post(
         f"{service.url}/api/webhooks/apify",
         json={**payload, "eventData": {"actorRunId": "AnotherRun0123456"}},
