@@ -2,7 +2,9 @@
 
 While 50 analyze requests are in flight at the running service (fake LLMs answering after a
 latency the fakes decide), an ingest and a job run in OTHER processes: both must finish, and
-every analysis the service answered with 200 must be stored.
+every analysis the service answered with 200 must be stored. And when another process holds
+the store for longer than the lock timeout, analyses still answer, and none of them is lost:
+each is stored once the store is free.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ import uvicorn
 from tests.conftest import RAW, REPO, make_item
 from tests.fakes.llm import FakeDeepSeek, FakeGemini, llm_settings
 from tests.service.conftest import _free_port
+from virtuna.config import get_settings
+from virtuna.engine.baseline import FALLBACK_BASELINE
+from virtuna.engine.llm import Providers
+from virtuna.engine.pipeline import Engine
 from virtuna.ingest import ingest_file
 from virtuna.service import create_app
 from virtuna.store import connect
@@ -66,6 +72,66 @@ def _other_process(args: list[str], db: Path) -> subprocess.Popen[str]:
         text=True,
         cwd=REPO,
     )
+
+
+HOLDER = (
+    "import sys\n"
+    "from virtuna.store import connect\n"
+    "with connect(sys.argv[1]):\n"
+    "    print('holding', flush=True)\n"
+    "    sys.stdin.readline()\n"
+)
+
+
+def test_no_analysis_is_lost_while_another_process_holds_the_store(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIRTUNA_DB_LOCK_TIMEOUT_S", "0.5")
+    get_settings.cache_clear()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db_path)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with FakeGemini() as gemini, FakeDeepSeek() as deepseek:
+            settings = llm_settings(gemini, deepseek, virtuna_db_path=str(db_path))
+            engine = Engine(
+                settings,
+                db_path=db_path,
+                providers=Providers.from_settings(settings),
+                baseline=FALLBACK_BASELINE,
+            )
+
+            async def analyses() -> list[str]:
+                async with engine:
+                    results = await asyncio.gather(
+                        *(
+                            engine.analyze({"content_text": f"Draft number {i}: wait for it"})
+                            for i in range(10)
+                        )
+                    )
+                    # The store is still held; let it go, then the engine closes (and flushes).
+                    assert holder.stdin is not None
+                    holder.stdin.write("\n")
+                    holder.stdin.flush()
+                    return [r.analysis_id for r in results]
+
+            accepted = asyncio.run(analyses())
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+    with connect(db_path) as con:
+        stored = {r[0] for r in con.execute("SELECT id FROM analysis_results").fetchall()}
+        with_calls = con.execute(
+            "SELECT count(DISTINCT analysis_id) FROM llm_calls WHERE status = 'ok'"
+        ).fetchone()[0]
+    assert set(accepted) == stored
+    assert with_calls == len(accepted)
 
 
 @pytest.fixture
