@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+import os
 
-import pytest
+# One BLAS/OpenMP thread per process for the whole session, set before numpy or scikit-learn
+# load (subprocesses and notebook kernels inherit it): on a shared 2-core machine more threads
+# oversubscribe the cores, and a model fit once stalled for 30 minutes that way.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
 
-from virtuna.config import get_settings
-from virtuna.store import connect
+import json  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from datetime import datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from virtuna.config import get_settings  # noqa: E402
+from virtuna.store import connect  # noqa: E402
+
+# Libraries a plugin loaded before this file still get the cap.
+threadpool_limits(1)
 
 REPO = Path(__file__).resolve().parent.parent
 RAW = REPO / "data" / "raw"

@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import END_OF_TRENDING_2025, RAW
-from tests.fakes.llm import FakeDeepSeek, FakeGemini, llm_settings
+from tests.fakes.llm import FakeDeepSeek, FakeGemini, llm_settings, timeout_transport
 from virtuna import apredict, predict
 from virtuna.engine.baseline import FALLBACK_BASELINE
 from virtuna.engine.llm import Providers
@@ -46,7 +46,8 @@ def _engine(
     return Engine(
         settings,
         db_path=db,
-        providers=Providers.from_settings(settings, sleep=_no_sleep),
+        # The fakes decide which requests time out (`timeout()`), never the clock.
+        providers=Providers.from_settings(settings, transport=timeout_transport(), sleep=_no_sleep),
         baseline=FALLBACK_BASELINE,
     )
 
@@ -215,7 +216,7 @@ def test_thousand_analyses_with_random_faults_all_return(
     captions = [c for c in (json.loads(line)["text"] for line in lines) if len(c.strip()) >= 10]
     # About one answer in three is a fault; retries, the fallback and the breakers absorb
     # some, the rest must degrade the result, never break it.
-    faults = ["ok"] * 8 + ["fenced", "status", "blank", "invalid", "delay"]
+    faults = ["ok"] * 8 + ["fenced", "status", "blank", "invalid", "timeout"]
     for fake in (gemini, deepseek):
         for _ in range(3000):
             kind = rng.choice(faults)
@@ -229,14 +230,14 @@ def test_thousand_analyses_with_random_faults_all_return(
                 fake.blank()
             elif kind == "invalid":
                 fake.invalid()
-            elif kind == "delay":
-                fake.delay(0.5)
+            elif kind == "timeout":
+                fake.timeout()
     engine = _engine(
         db_path,
         gemini,
         deepseek,
-        gemini_timeout_s=0.3,
-        deepseek_timeout_s=0.3,
+        gemini_timeout_s=600.0,  # never reached: the fakes choose the timeouts
+        deepseek_timeout_s=600.0,
         llm_max_retries=1,
         breaker_backoff_s="0.05,0.1,0.2",
     )

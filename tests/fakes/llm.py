@@ -8,9 +8,14 @@
         assert gemini.served == 2
 
 Each fake answers from a scripted queue of behaviours (`ok`, `status`, `delay`, `blank`,
-`fenced`, `invalid`), then from its default factory (a valid reply for the request). A fixed
-`latency` (seconds) is added to every answer. Every request, rejected ones included, is
+`fenced`, `invalid`, `timeout`), then from its default factory (a valid reply for the request).
+A fixed `latency` (seconds) is added to every answer. Every request, rejected ones included, is
 recorded in `requests`; counters are thread-safe.
+
+`timeout` makes the client time out without any clock: the fake answers with the marker
+header `X-Fake-Timeout`, and a client built with `timeout_transport()` turns that answer into
+the `httpx.ReadTimeout` a real read timeout raises. So the fake decides which requests time
+out, whatever the machine's load (`delay` still exists for tests of the clock itself).
 
 Authentication follows the real services: Gemini wants `x-goog-api-key` (a missing key gets
 403 PERMISSION_DENIED, a wrong one 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as the
@@ -38,12 +43,15 @@ import pytest
 from virtuna.config import Settings, load_settings
 
 __all__ = [
+    "TIMEOUT_HEADER",
     "FakeDeepSeek",
     "FakeGemini",
     "RecordedRequest",
+    "TimeoutTransport",
     "fake_deepseek",
     "fake_gemini",
     "llm_settings",
+    "timeout_transport",
     "valid_deepseek_reasoning",
     "valid_gemini_analysis",
     "valid_rule_evaluations",
@@ -79,6 +87,24 @@ _GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):generateContent$")
 _GEMINI_MODELS = {"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-2.0-flash"}
 _DEEPSEEK_MODELS = {"deepseek-chat", "deepseek-reasoner"}
 _RULE_LINE = re.compile(r"^\s*\d+\.\s+(.+?):\s")
+TIMEOUT_HEADER = "X-Fake-Timeout"
+
+
+class TimeoutTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport that raises ReadTimeout where a fake chose to time out."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send; an answer marked by the fake becomes the timeout a client would see."""
+        response = await super().handle_async_request(request)
+        if TIMEOUT_HEADER.lower() in (k.lower() for k in response.headers):
+            await response.aclose()
+            raise httpx.ReadTimeout("timed out (chosen by the fake)", request=request)
+        return response
+
+
+def timeout_transport() -> TimeoutTransport:
+    """The transport for clients of fakes that script `timeout` (pooled like the default)."""
+    return TimeoutTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
 
 
 # --------------------------------------------------------------------------- valid replies
@@ -163,7 +189,7 @@ class RecordedRequest(NamedTuple):
 class _Behaviour:
     """One scripted answer."""
 
-    kind: str  # ok | status | delay | blank | fenced | invalid
+    kind: str  # ok | status | delay | blank | fenced | invalid | timeout
     body: Any = None
     code: int = 0
     message: str = ""
@@ -310,6 +336,10 @@ class _FakeLLM:
         """Hold the request for seconds, then answer with the default reply."""
         return self._push(_Behaviour("delay", seconds=seconds), times)
 
+    def timeout(self, *, times: int = 1) -> Self:
+        """Make the client time out at once (needs a client built with `timeout_transport()`)."""
+        return self._push(_Behaviour("timeout"), times)
+
     def blank(self, *, times: int = 1) -> Self:
         """Answer 200 with empty model text (Gemini) or null content (DeepSeek)."""
         return self._push(_Behaviour("blank"), times)
@@ -411,6 +441,14 @@ class _FakeLLM:
                 handler, behaviour.code, self._error_body(behaviour.code, behaviour.message)
             )
             return
+        if behaviour.kind == "timeout":
+            self._answer(
+                handler,
+                504,
+                self._error_body(504, "Deadline exceeded (timeout chosen by the fake)"),
+                headers={TIMEOUT_HEADER: "read"},
+            )
+            return
         self._answer(
             handler, 200, self._success(request, self._text(request, behaviour), behaviour)
         )
@@ -430,20 +468,26 @@ class _FakeLLM:
             text = f"```json\n{text}\n```"
         return text
 
-    def _answer(self, handler: _Handler, status: int, payload: Any) -> None:
+    def _answer(
+        self, handler: _Handler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
         """Wait the fixed latency, count and send."""
         if self.latency and self._stopping.wait(self.latency):
             handler.close_connection = True
             return
         with self._lock:
             self._served += 1
-        self._send(handler, status, payload)
+        self._send(handler, status, payload, headers)
 
     @staticmethod
-    def _send(handler: _Handler, status: int, payload: Any) -> None:
+    def _send(
+        handler: _Handler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
         """Write a JSON response with a Content-Length (keep-alive friendly)."""
         data = json.dumps(payload).encode()
         handler.send_response(status)
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
         handler.send_header("Content-Type", "application/json; charset=UTF-8")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()

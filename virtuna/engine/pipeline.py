@@ -50,9 +50,10 @@ from virtuna.engine.trends import (
     score_trends,
 )
 from virtuna.log import bind_request, get_logger, scrub_secrets, stage
-from virtuna.store import connect, transaction, utcnow
+from virtuna.store import connect, utcnow
 from virtuna.store.analyses import LLMCallRow, save_analysis, save_llm_calls
 from virtuna.store.trends import snapshot_as_of
+from virtuna.store.writer import StoreWriter
 
 ENGINE_VERSION = "3.0.0"
 RULES_TTL_S = 300.0
@@ -112,9 +113,13 @@ class Engine:
         # weights daily).
         self._trend_tables: dict[tuple[datetime, int, bool] | None, TrendTables | str] = {}
         self._rules_cache: tuple[float, list[Rule]] | None = None
+        # Results and their LLM calls go through one writer: short batched transactions, so
+        # many analyses finishing together do not keep other processes off the store.
+        self._writer = StoreWriter(self.db_path, name="analysis-writer")
 
     async def aclose(self) -> None:
-        """Close the providers' HTTP connections."""
+        """Store every queued result, then close the providers' HTTP connections."""
+        await asyncio.to_thread(self._writer.close)
         await self.providers.aclose()
 
     async def __aenter__(self) -> Engine:
@@ -455,27 +460,35 @@ class Engine:
             for c in run.calls
         ]
 
-        def write() -> None:
-            with connect(self.db_path) as con, transaction(con):
-                save_analysis(
-                    con,
-                    result.model_dump(mode="python"),
-                    content_text=payload.content_text,
-                    content_type=payload.content_type,
-                    niche=payload.niche,
-                    creator_handle=payload.creator_handle,
-                    video_url=payload.video_url,
-                    hashtags=payload.hashtags,
-                    planned_post_time=payload.planned_post_time,
-                    user_id=user_id,
-                    is_backtest=is_backtest,
-                    source_video_id=source_video_id,
-                )
-                save_llm_calls(
-                    con, calls, request_id=result.request_id, analysis_id=result.analysis_id
-                )
+        row = result.model_dump(mode="python")
 
-        await asyncio.to_thread(write)
+        def write(con: Any) -> None:
+            save_analysis(
+                con,
+                row,
+                content_text=payload.content_text,
+                content_type=payload.content_type,
+                niche=payload.niche,
+                creator_handle=payload.creator_handle,
+                video_url=payload.video_url,
+                hashtags=payload.hashtags,
+                planned_post_time=payload.planned_post_time,
+                user_id=user_id,
+                is_backtest=is_backtest,
+                source_video_id=source_video_id,
+            )
+            save_llm_calls(con, calls, request_id=result.request_id, analysis_id=result.analysis_id)
+
+        committed = await asyncio.to_thread(self._writer.submit, write)
+        try:
+            # Normally committed within milliseconds, so the caller can read it back at once.
+            await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(committed)),
+                self.settings.virtuna_db_lock_timeout_s,
+            )
+        except TimeoutError:
+            # Another process holds the store: the writer keeps the result and stores it later.
+            result.warnings.append("The store is busy: this analysis will be stored shortly")
 
 
 def _feature_vector(

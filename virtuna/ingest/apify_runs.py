@@ -21,12 +21,15 @@ from virtuna.log import get_logger, stage
 from virtuna.store import connect
 from virtuna.store.creators import save_profile, set_scrape_status, snapshot_creator
 from virtuna.store.scrape_runs import (
-    claim_ingest,
+    TERMINAL_STATES,
+    UNKNOWN_STATE,
     finish_ingest,
     get_scrape_run,
+    heartbeat,
     record_run,
     release_claim,
     runs_awaiting_ingest,
+    try_claim,
 )
 
 log = get_logger(__name__)
@@ -91,9 +94,18 @@ def _profile_from(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def ingest_run(
-    client: ApifyClient, run_id: str, *, db_path: Path | str | None = None, page_size: int = 1000
+    client: ApifyClient,
+    run_id: str,
+    *,
+    db_path: Path | str | None = None,
+    page_size: int = 1000,
+    claimed: bool = False,
 ) -> RunIngest:
-    """Fetch a run with our token, record its state, and ingest its items once."""
+    """Fetch a run with our token, record its state, and ingest its items once.
+
+    `claimed` says this process already holds the run's ingest claim (`try_claim`), as the
+    webhook does when it answers the delivery.
+    """
     run = client.get_run(run_id)
     with connect(db_path) as con:
         known = get_scrape_run(con, run.id)
@@ -109,8 +121,12 @@ def ingest_run(
                 with connect(db_path) as con:
                     set_scrape_status(con, handle, "failed", f"Apify run {run.id}: {run.status}")
         return RunIngest(run.id, run.status, "not-succeeded")
-    with connect(db_path) as con:
-        if not claim_ingest(con, run.id):
+    if not claimed:
+        with connect(db_path) as con:
+            claim = try_claim(con, run.id)
+        if claim.outcome == "done":
+            return RunIngest(run.id, run.status, "duplicate")
+        if claim.outcome != "claimed":
             return RunIngest(run.id, run.status, "claimed-elsewhere")
     return _ingest_claimed(client, run, kind, handle, db_path, page_size)
 
@@ -142,6 +158,7 @@ def _ingest_claimed(
                 )
                 with connect(db_path) as con:
                     counts = store_batch(con, batch, source="apify", source_ref=run.id)
+                    heartbeat(con, run.id)
                 items += batch.read
                 inserted, updated, rejected = (
                     inserted + counts[0],
@@ -182,8 +199,9 @@ def ingest_pending_runs(
         open_ids = [
             str(r[0])
             for r in con.execute(
-                "SELECT run_id FROM scrape_runs WHERE state NOT IN "
-                "('SUCCEEDED', 'FAILED', 'TIMED-OUT', 'ABORTED') ORDER BY started_at"
+                "SELECT run_id FROM scrape_runs WHERE NOT list_contains($done, state) "
+                "ORDER BY started_at",
+                {"done": [*TERMINAL_STATES, UNKNOWN_STATE]},
             ).fetchall()
         ]
     results = []

@@ -4,6 +4,16 @@ The shared secret arrives in a header set by the run's ad-hoc webhook (`headersT
 is compared in constant time: 401 otherwise, nothing written. The payload only says which run
 to look at: the run is re-fetched with our token and its state recorded before we answer;
 its items are ingested in the background (Apify waits 30 s at most), once per run.
+
+Apify delivers again on any answer outside 2xx, so the answers are chosen for what should
+happen next:
+- 200 "accepted": this delivery claimed the run's ingest (a dead holder's claim is taken over
+  and the ingest resumes, "resumed": true), or the run has not succeeded (state recorded).
+- 200 "duplicate": the run is ingested, or its ingest is under way in this very process.
+- 409 with Retry-After: another live process holds the claim; if it dies, the redelivery
+  resumes the ingest, so Apify must keep the delivery.
+- 200 "unknown run": Apify answered 404 for the run id; recorded, and redelivering cannot help.
+- 502: Apify could not be reached or failed; a redelivery may succeed.
 """
 
 from __future__ import annotations
@@ -12,16 +22,19 @@ import hmac
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from virtuna.ingest.apify import WEBHOOK_SECRET_HEADER, ApifyError
 from virtuna.ingest.apify_runs import ingest_run, record_apify_run
 from virtuna.log import bind_request, get_logger
 from virtuna.store import connect
-from virtuna.store.scrape_runs import get_scrape_run
+from virtuna.store.scrape_runs import UNKNOWN_STATE, get_scrape_run, record_run, try_claim
 
 router = APIRouter()
 log = get_logger(__name__)
+RETRY_AFTER_S = 60  # when another process holds a run's ingest: ask Apify to come back later
+NOT_FOUND = 404
 
 
 # Field names are Apify's own (camelCase), so the models read its payload as it is.
@@ -63,23 +76,48 @@ def check_secret(
         raise HTTPException(401, "webhook secret missing or wrong")
 
 
-def _ingest_in_background(request: Request, run_id: str) -> None:
+def _ingest_in_background(request: Request, run_id: str, claimed: bool) -> None:
     with bind_request(f"apify-{run_id}"):
         client = request.app.state.apify_client_factory()
         if client is None:
             return
         try:
             with client:
-                result = ingest_run(client, run_id, db_path=request.app.state.db_path)
+                result = ingest_run(
+                    client, run_id, db_path=request.app.state.db_path, claimed=claimed
+                )
             log.info("apify run ingested", **result.__dict__)
         except Exception as exc:  # recorded on the run; the next delivery or job retries
             log.error("apify run ingest failed", run_id=run_id, error=str(exc))
 
 
-@router.post("/api/webhooks/apify", dependencies=[Depends(check_secret)])
+def _record_unknown(db_path: Any, payload: ApifyWebhook, run_id: str, error: str) -> None:
+    """Keep a delivery for a run Apify does not know, so an operator can see it."""
+    with connect(db_path) as con:
+        if get_scrape_run(con, run_id) is None:
+            actor = payload.eventData.actorId if payload.eventData else None
+            record_run(
+                con,
+                run_id=run_id,
+                kind="unknown",
+                actor_id=actor or "unknown",
+                state=UNKNOWN_STATE,
+                error=error,
+            )
+
+
+@router.post(
+    "/api/webhooks/apify",
+    dependencies=[Depends(check_secret)],
+    response_model=None,
+    responses={
+        409: {"description": "another live process is ingesting the run; Retry-After says when"},
+        502: {"description": "Apify could not be reached; nothing was written"},
+    },
+)
 def apify_webhook(
     payload: ApifyWebhook, request: Request, background: BackgroundTasks
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     """Record the run's state now; ingest its items after answering."""
     run_id = payload.run_id()
     if not run_id:
@@ -96,6 +134,11 @@ def apify_webhook(
         with client:
             run = client.get_run(run_id)
     except ApifyError as exc:
+        if exc.status == NOT_FOUND:
+            # Redelivering cannot make the run exist: answer 2xx so Apify stops, and keep it.
+            _record_unknown(db_path, payload, run_id, str(exc))
+            log.warning("apify webhook for an unknown run", run_id=run_id, error=str(exc))
+            return {"status": "unknown run", "run_id": run_id}
         # 502 makes Apify deliver again later; nothing was written.
         raise HTTPException(502, f"could not verify the run with Apify: {exc}") from exc
     record_apify_run(
@@ -105,6 +148,27 @@ def apify_webhook(
         db_path=db_path,
     )
     log.info("apify webhook", run_id=run_id, event_type=payload.eventType, state=run.status)
-    if run.succeeded or run.is_terminal:
-        background.add_task(_ingest_in_background, request, run_id)
-    return {"status": "accepted", "run_id": run_id, "state": run.status}
+    if not run.succeeded:
+        if run.is_terminal:
+            background.add_task(_ingest_in_background, request, run_id, False)
+        return {"status": "accepted", "run_id": run_id, "state": run.status}
+    with connect(db_path) as con:
+        claim = try_claim(con, run_id)
+    if claim.outcome == "done" or claim.held_here:
+        return {"status": "duplicate", "run_id": run_id, "state": run.status}
+    if claim.outcome == "held":
+        return JSONResponse(
+            {
+                "status": "in progress elsewhere",
+                "run_id": run_id,
+                "state": run.status,
+                "holder": claim.holder,
+            },
+            status_code=409,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    background.add_task(_ingest_in_background, request, run_id, claim.outcome == "claimed")
+    body: dict[str, Any] = {"status": "accepted", "run_id": run_id, "state": run.status}
+    if claim.resumed:
+        body["resumed"] = True
+    return body

@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -23,6 +24,7 @@ from virtuna.config import get_settings
 from virtuna.store.schema import migrate
 
 MEMORY = ":memory:"
+T = TypeVar("T")
 
 
 class StoreLockedError(RuntimeError):
@@ -125,3 +127,31 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.rollback()
         raise
     con.commit()
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """Two transactions of this process wrote the same row at once (DuckDB is optimistic)."""
+    text = str(exc)
+    if isinstance(exc, duckdb.TransactionException):
+        return "conflict" in text.lower()
+    # Two concurrent INSERT ... ON CONFLICT of one new key: the second sees the first's key.
+    return isinstance(exc, duckdb.ConstraintException) and "duplicate key" in text.lower()
+
+
+def retry_conflicts(work: Callable[[], T], *, attempts: int = 50) -> T:
+    """Run `work` (one whole transaction or upsert) again while it loses a write conflict.
+
+    Only for work that reads what it decides on inside its own transaction, so a retry sees
+    the winner's row and decides again (an upsert, a claim); never for work with effects
+    outside the store.
+    """
+    delay = 0.002
+    for attempt in range(attempts):
+        try:
+            return work()
+        except duckdb.Error as exc:
+            if not is_write_conflict(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.1)
+    raise AssertionError("unreachable")

@@ -1,0 +1,127 @@
+"""One writer thread per process user (the engine): writes batched into short transactions.
+
+Many analyses finishing at once would each open the store for their own small write, and the
+file lock would pass between them so often that another process (an ingest, a job) rarely
+gets it. The writer takes every pending write from a bounded queue, runs them in ONE short
+transaction, and lets go of the store. A write never gets lost to a busy store: while another
+process holds the lock longer than the lock timeout, the writer keeps the batch and tries
+again; `close()` flushes everything that was queued. A write that fails for another reason
+(bad data) is retried alone, so it fails only itself, and its caller sees the error.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+
+import duckdb
+
+from virtuna.log import get_logger
+from virtuna.store.connection import StoreLockedError, connect, transaction
+
+Write = Callable[[duckdb.DuckDBPyConnection], None]
+log = get_logger(__name__)
+
+MAX_BATCH = 200
+MAX_QUEUED = 2000  # callers wait (backpressure) rather than the queue growing without bound
+RETRY_PAUSE_S = 0.2
+
+
+class StoreWriter:
+    """A thread that runs queued writes against one store in short, batched transactions."""
+
+    def __init__(self, db_path: Path | str | None, *, name: str = "store-writer") -> None:
+        """A writer for the store at db_path; its thread starts with the first write."""
+        self.db_path = db_path
+        self._name = name
+        self._queue: queue.Queue[tuple[Write, Future[None]] | None] = queue.Queue(MAX_QUEUED)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, write: Write) -> Future[None]:
+        """Queue a write; the future completes once it is committed (or failed on its own)."""
+        if self._closed:
+            raise RuntimeError("the store writer is closed")
+        self._ensure_started()
+        done: Future[None] = Future()
+        self._queue.put((write, done))
+        return done
+
+    @property
+    def pending(self) -> int:
+        """Writes queued and not yet taken by the thread."""
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread (waits as long as the store is busy)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[Write, Future[None]]]) -> None:
+        """Commit the batch in one transaction, waiting out a busy store; isolate bad writes."""
+        while True:
+            try:
+                with connect(self.db_path) as con:
+                    try:
+                        with transaction(con):
+                            for write, _ in batch:
+                                write(con)
+                    except duckdb.Error:
+                        if len(batch) == 1:
+                            raise
+                        # One bad write must not fail the others: each alone, same connection.
+                        for write, done in batch:
+                            try:
+                                with transaction(con):
+                                    write(con)
+                            except Exception as exc:
+                                done.set_exception(exc)
+                            else:
+                                done.set_result(None)
+                        return
+            except StoreLockedError:
+                # Another process holds the store beyond the lock timeout: keep the batch.
+                log.warning("store busy, writes kept for the next try", writes=len(batch))
+                time.sleep(RETRY_PAUSE_S)
+                continue
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                return
+            for _, done in batch:
+                done.set_result(None)
+            return
