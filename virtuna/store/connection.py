@@ -5,11 +5,17 @@ scheduler and notebook kernels are separate processes sharing one file. So every
 opens a short-lived connection with `connect()`, does its reads and writes, and closes it. A
 process that finds the file locked waits with jittered backoff, up to the lock timeout, then
 fails with `StoreLockedError`. Writers never lose data; at worst they wait.
+
+Waiting is fair between processes: a process that waits leaves a marker beside the file
+(`<store>.waiting.<pid>`, holding when it began), and other processes hold back from opening
+while an earlier waiter of another process is alive. Without that, a busy service that opens
+and closes the file many times a second would leave an ingest or a job no gap to get in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -62,25 +68,69 @@ def open_connection(
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     delay = 0.01
-    while True:
-        try:
-            con = duckdb.connect(target, read_only=read_only)
-            break
-        except duckdb.Error as exc:
-            if not _is_lock_conflict(exc):
-                raise
-            if time.monotonic() >= deadline:
-                raise StoreLockedError(
-                    f"the store {target} stayed locked by another process for {timeout:g} s "
-                    f"(raise VIRTUNA_DB_LOCK_TIMEOUT_S to wait longer): {exc}"
-                ) from exc
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.5)
+    marker: Path | None = None
+    began = time.time()
+    try:
+        while True:
+            if target != MEMORY and _earlier_waiter(target, began):
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"the store {target} was kept for other waiting processes for "
+                        f"{timeout:g} s (raise VIRTUNA_DB_LOCK_TIMEOUT_S to wait longer)"
+                    )
+                time.sleep(0.01 * (0.5 + random.random()))
+                continue
+            try:
+                con = duckdb.connect(target, read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_conflict(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"the store {target} stayed locked by another process for {timeout:g} s "
+                        f"(raise VIRTUNA_DB_LOCK_TIMEOUT_S to wait longer): {exc}"
+                    ) from exc
+                if marker is None and target != MEMORY:
+                    marker = _mark_waiting(target, began)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
     con.execute("SET TimeZone = 'UTC'")
     _quiet_progress_bar(con)
     if not read_only:
         migrate(con)
     return con
+
+
+def _mark_waiting(target: str, began: float) -> Path:
+    """Say that this process waits for the store, and since when."""
+    marker = Path(f"{target}.waiting.{os.getpid()}")
+    marker.write_text(repr(began), encoding="utf-8")
+    return marker
+
+
+def _earlier_waiter(target: str, began: float) -> bool:
+    """Whether a live process other than this one has waited for the store since before
+    `began` (markers of dead processes are removed)."""
+    folder, name = Path(target).parent, Path(target).name + ".waiting."
+    for marker in folder.glob(f"{name}*"):
+        pid_text = marker.name.rsplit(".", 1)[-1]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            since = float(marker.read_text(encoding="utf-8"))
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            marker.unlink(missing_ok=True)
+            continue
+        except (OSError, ValueError):
+            continue
+        if since <= began:
+            return True
+    return False
 
 
 @contextmanager
