@@ -94,8 +94,10 @@ def user_for_key(con: duckdb.DuckDBPyConnection, key: str) -> User | None:
 
 
 def set_creator_handle(con: duckdb.DuckDBPyConnection, user_id: str, handle: str) -> None:
-    """Save the user's own creator handle."""
-    run(con, "UPDATE users SET creator_handle = ? WHERE id = ?", [handle, user_id])
+    """Save the user's own creator handle (the last of concurrent saves wins)."""
+    _retry_write_conflicts(
+        lambda: run(con, "UPDATE users SET creator_handle = ? WHERE id = ?", [handle, user_id])
+    )
 
 
 def utc_today(now: datetime | None = None) -> date:
