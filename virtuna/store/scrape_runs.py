@@ -223,11 +223,6 @@ def try_claim(con: duckdb.DuckDBPyConnection, run_id: str) -> Claim:
         return retry_conflicts(attempt)
 
 
-def claim_ingest(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
-    """Claim a finished, not yet ingested run; False if done, not succeeded or held alive."""
-    return try_claim(con, run_id).outcome == "claimed"
-
-
 class ClaimLostError(RuntimeError):
     """Another process took this process's claim over (it judged the holder dead)."""
 
