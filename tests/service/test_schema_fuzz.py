@@ -34,7 +34,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 # `make fuzz` sets FUZZ_EXAMPLES and sends every request with both keys; the suite stays fast
 # with a few examples and the route's own key.
 LONG_RUN = "FUZZ_EXAMPLES" in os.environ
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 
 
 @schema.parametrize()
