@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,9 @@ from virtuna.calibration.platt import (
     fit_platt,
     platt_probability,
 )
-from virtuna.engine.calibrate import active_platt, apply_platt
-from virtuna.jobs.calibration_audit import calibration_audit
-from virtuna.jobs.validate_rules import validate_rules
+from virtuna.engine.calibrate import active_calibrations, apply_platt
+from virtuna.jobs.calibration_audit import calibration_audit, outcome_window
+from virtuna.jobs.validate_rules import _verdict, rule_weight, validate_rules
 from virtuna.store import connect
 from virtuna.store.outcomes import (
     AnalysisNotFoundError,
@@ -122,6 +122,9 @@ def test_audit_platt_judges_on_held_out_rows() -> None:
     assert audit.improves and audit.ece_after < audit.ece_before
 
 
+PROFILE = "ml+rules|reference_tier"
+
+
 def _analysis(
     con,
     score: float,
@@ -129,12 +132,14 @@ def _analysis(
     user: str | None = "u1",
     contributions=None,
     created: datetime | None = None,
+    profile: str | None = PROFILE,
+    threshold: float | None = None,
 ) -> str:
     analysis_id = str(uuid.uuid4())
     con.execute(
         "INSERT INTO analysis_results (id, input_mode, overall_score, raw_score, confidence, "
-        "confidence_label, rule_contributions, user_id, created_at) VALUES "
-        "(?, 'text', ?, ?, 0.5, 'MEDIUM', ?, ?, ?)",
+        "confidence_label, rule_contributions, user_id, created_at, signal_profile, "
+        "resonates_at_views) VALUES (?, 'text', ?, ?, 0.5, 'MEDIUM', ?, ?, ?, ?, ?)",
         [
             analysis_id,
             score,
@@ -142,6 +147,8 @@ def _analysis(
             json.dumps(contributions or []),
             user,
             created or datetime(2025, 1, 1),
+            profile,
+            threshold,
         ],
     )
     return analysis_id
@@ -157,6 +164,7 @@ def test_outcomes_are_one_per_analysis_and_owned(db_path: Path) -> None:
             derived=Derived(actual_score=55.0, actual_tier=3),
         )
         assert (row["actual_score"], row["predicted_score"], row["delta"]) == (55.0, 40.0, 15.0)
+        assert row["resonated"] is False  # no threshold stored: tier 3 is below tier 4
         with pytest.raises(OutcomeConflictError):
             record_outcome(
                 con, OutcomeReport(analysis_id=mine), user_id="u1", derived=Derived(None, None)
@@ -199,16 +207,116 @@ def test_audit_fits_activates_and_predictions_become_calibrated(db_path: Path) -
             _outcome(
                 con, _analysis(con, raw), 5 if resonated else 2, 50.0, start + timedelta(hours=i)
             )
-        assert active_platt(con) is None
+        assert active_calibrations(con) == {}
     result = calibration_audit(as_of="latest", db_path=db_path, resamples=100)
     assert result.status == "completed" and result.samples == 400
     assert result.drift and result.ece is not None and result.ece > 0.15
-    assert result.platt is not None and result.activated
-    assert result.platt.ece_after < 0.05 < result.platt.ece_before
+    (audited,) = result.profiles
+    assert audited.platt is not None and result.activated == [PROFILE]
+    assert audited.platt.ece_after < 0.05 < audited.platt.ece_before
+    low, high = audited.ece_after_interval or (1, 0)
+    assert low <= audited.platt.ece_after <= high
     with connect(db_path) as con:
-        params = active_platt(con)
-    assert params is not None and params.version == result.platt_version
+        params = active_calibrations(con)[PROFILE]
+        stored = con.execute(
+            "SELECT profile, sample_count, held_out_count, ece_after_low, window_end "
+            "FROM calibration_params WHERE version = ?",
+            [params.version],
+        ).fetchall()[0]
+    assert params.version == audited.version
+    assert stored[:4] == (PROFILE, 400, audited.platt.held_out, low)
+    assert stored[4] == result.window.end  # type: ignore[union-attr]
     assert apply_platt(25.0, params) > 35.0  # the map lifts the too-low raw scores
+
+
+def test_each_profile_gets_its_own_map_and_small_profiles_none(db_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    start = datetime(2025, 3, 1)
+    with connect(db_path) as con:
+        for i in range(790):
+            raw = float(rng.uniform(0, 100))
+            if i < 400:  # scores twice too low
+                profile, hit = "ml+rules|reference_tier", rng.random() < min(1.0, raw / 50)
+            elif i < 640:  # scores far too high
+                profile, hit = "ml+rules|beats_usual", rng.random() < raw / 400
+            else:  # a profile with 150 outcomes: fitted, not served
+                profile, hit = "gemini+ml+rules|beats_usual", rng.random() < raw / 100
+            analysis = _analysis(con, raw, profile=profile)
+            _outcome(con, analysis, 5 if hit else 2, 50.0, start + timedelta(hours=i))
+        _outcome(con, _analysis(con, 50.0, profile=None), 5, 50.0, start)  # before profiles
+    result = calibration_audit(as_of="latest", db_path=db_path, resamples=50)
+    assert result.samples == 791
+    by_profile = {p.profile: p for p in result.profiles}
+    assert set(by_profile) == {
+        "ml+rules|reference_tier",
+        "ml+rules|beats_usual",
+        "gemini+ml+rules|beats_usual",
+    }
+    assert sorted(result.activated) == ["ml+rules|beats_usual", "ml+rules|reference_tier"]
+    small = by_profile["gemini+ml+rules|beats_usual"]
+    assert not small.activated and "served from 200" in (small.reason or "")
+    with connect(db_path) as con:
+        maps = active_calibrations(con)
+    assert set(maps) == set(result.activated)
+    # The same raw score means different things in the two profiles.
+    lifted = apply_platt(40.0, maps["ml+rules|reference_tier"])
+    lowered = apply_platt(40.0, maps["ml+rules|beats_usual"])
+    assert lowered < 20 < 60 < lifted
+    # A later audit replaces a profile's map and leaves the other profiles' alone.
+    again = calibration_audit(as_of="latest", db_path=db_path, resamples=20)
+    with connect(db_path) as con:
+        active = con.execute(
+            "SELECT profile, count(*) FROM calibration_params WHERE is_active GROUP BY 1"
+        ).fetchall()
+    assert dict(active) == dict.fromkeys(again.activated, 1)
+
+
+def test_the_window_ends_now_unless_the_last_window_has_no_outcome(db_path: Path) -> None:
+    assert outcome_window(None, 90, db_path) is None
+    with connect(db_path) as con:
+        _outcome(con, _analysis(con, 50.0), 4, 80.0, datetime(2025, 5, 1))
+    historical = outcome_window(None, 90, db_path)
+    assert historical is not None and historical.end == datetime(2025, 5, 1, 0, 0, 1)
+    assert "no outcome was reported in the 90 days before now" in historical.rule
+    assert outcome_window("latest", 30, db_path).rule.startswith("the 30 days before the newest")  # type: ignore[union-attr]
+    with connect(db_path) as con:
+        _outcome(con, _analysis(con, 50.0), 4, 80.0, datetime.now(UTC).replace(tzinfo=None))
+    live = outcome_window(None, 90, db_path)
+    assert live is not None and live.rule == "the 90 days before now"
+    fixed = outcome_window("2025-06-01T00:00:00", 10, db_path)
+    assert fixed is not None and (fixed.start, fixed.end) == (
+        datetime(2025, 5, 22),
+        datetime(2025, 6, 1),
+    )
+
+
+def test_a_rule_at_chance_keeps_weight_one_and_weight_agrees_with_verdict() -> None:
+    assert rule_weight(0.5) == rule_weight(0.51) == 1.0
+    assert (rule_weight(1.0), rule_weight(0.75), rule_weight(0.25), rule_weight(0.0)) == (
+        2.0,
+        1.5,
+        0.5,
+        0.5,
+    )
+    for accuracy in np.linspace(0, 1, 101):
+        weight, verdict = rule_weight(float(accuracy)), _verdict(float(accuracy))
+        assert (weight > 1) == (verdict == "helps") and (weight < 1) == (verdict == "hurts")
+
+
+def test_an_outcome_resonates_when_its_views_reach_the_analysis_threshold(
+    db_path: Path,
+) -> None:
+    with connect(db_path) as con:
+        reached = _analysis(con, 40.0, threshold=5000.0)
+        missed = _analysis(con, 40.0, threshold=5000.0)
+        for analysis, views, expected in ((reached, 5000, True), (missed, 4999, False)):
+            row = record_outcome(
+                con,
+                OutcomeReport(analysis_id=analysis, actual_views=views),
+                user_id="u1",
+                derived=Derived(actual_score=90.0, actual_tier=5),  # the tier does not decide
+            )
+            assert row["resonated"] is expected
 
 
 def test_validate_rules_learns_weights_from_contributions(db_path: Path) -> None:
@@ -264,9 +372,9 @@ def test_an_audit_of_one_sided_outcomes_is_not_activated(db_path: Path) -> None:
             )
     result = calibration_audit(as_of="latest", db_path=db_path, resamples=50)
     assert result.status == "completed" and not result.activated
-    assert "base rate" in (result.reason or "")
+    assert "base rate" in (result.profiles[0].reason or "")
     with connect(db_path) as con:
-        assert active_platt(con) is None
+        assert active_calibrations(con) == {}
         assert con.execute("SELECT count(*) FROM calibration_params").fetchall() == [(1,)]
 
 

@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from virtuna.engine.aggregate import BASE_WEIGHTS, aggregate, confidence_label, select_weights
+from virtuna.engine.aggregate import (
+    BASE_WEIGHTS,
+    aggregate,
+    confidence_label,
+    select_weights,
+    signal_profile,
+)
 from virtuna.engine.calibrate import PlattParams, apply_platt
 
 ALL = dict.fromkeys(BASE_WEIGHTS, True)
@@ -108,20 +114,35 @@ def test_labels() -> None:
     ]
 
 
-def test_platt_parameters_calibrate_and_are_reported() -> None:
-    params = PlattParams(version=3, a=4.0, b=-2.0)
-    result = aggregate(
-        {"behavioral": 50, "gemini": 50, "ml": None, "rules": 50, "trends": 50}, platt=params
-    )
+def test_a_profile_map_calibrates_only_its_own_profile() -> None:
+    profile = "behavioral+gemini+rules+trends|reference_tier"
+    params = PlattParams(version=3, profile=profile, a=4.0, b=-1.0)
+    other = PlattParams(version=4, profile="ml+rules|beats_usual", a=1.0, b=-5.0)
+    scores = {"behavioral": 50, "gemini": 50, "ml": None, "rules": 50, "trends": 50}
+    maps = {profile: params, other.profile: other}
+    result = aggregate(scores, calibrations=maps)
+    assert result.signal_profile == profile
     assert result.is_calibrated and result.calibration_version == 3
     assert result.raw_score == 50.0
-    assert result.overall_score == apply_platt(50.0, params) == 50.0
+    assert result.overall_score == apply_platt(50.0, params) == 73.11
+    # The same signals predicting another outcome are another profile: served raw, and said.
+    relative = aggregate(scores, target="beats_usual", calibrations=maps)
+    assert relative.signal_profile == "behavioral+gemini+rules+trends|beats_usual"
+    assert not relative.is_calibrated and relative.overall_score == relative.raw_score == 50.0
+    assert any("No calibration for signal profile" in w for w in relative.warnings)
+    assert not any("No calibration" in w for w in result.warnings)
+
+
+def test_the_profile_names_the_signals_in_a_fixed_order() -> None:
+    available = {"trends": True, "ml": True, "rules": True, "gemini": False}
+    assert signal_profile(available, "beats_usual") == "ml+rules+trends|beats_usual"
+    assert signal_profile({}, "reference_tier") == "none|reference_tier"
 
 
 def test_apply_platt_is_monotone_bounded_and_stable() -> None:
-    params = PlattParams(1, a=6.0, b=-3.0)
+    params = PlattParams(1, "p", a=6.0, b=-3.0)
     values = [apply_platt(s, params) for s in range(0, 101, 10)]
     assert values == sorted(values)
     assert 0 < values[0] < 10 and 90 < values[-1] < 100
-    assert apply_platt(100, PlattParams(1, a=5000.0, b=0.0)) == 100.0
-    assert apply_platt(0, PlattParams(1, a=1.0, b=-5000.0)) == 0.0
+    assert apply_platt(100, PlattParams(1, "p", a=5000.0, b=0.0)) == 100.0
+    assert apply_platt(0, PlattParams(1, "p", a=1.0, b=-5000.0)) == 0.0

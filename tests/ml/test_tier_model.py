@@ -239,6 +239,14 @@ def test_retrain_serves_the_baseline_unless_a_learned_model_beats_it(db_path: Pa
     assert models_dir(db_path).joinpath(f"{first.model_id}.joblib").is_file()
 
 
+def _creator_views(db: Path, handle: str, before: datetime) -> list[tuple[datetime, float]]:
+    with connect(db) as con:
+        return con.execute(
+            "SELECT posted_at, views FROM scraped_videos WHERE author_handle = ? AND posted_at < ?",
+            [handle, before],
+        ).fetchall()
+
+
 def test_too_few_rows_is_skipped_with_the_reason(db_path: Path) -> None:
     _store(db_path, [_post(1, "ana", 0, 100)])
     result = retrain_ml(db_path=db_path)
@@ -258,14 +266,26 @@ def test_the_engine_uses_the_active_model_and_refuses_a_mismatched_one(db_path: 
         signal = load_tier_signal(con)
         prediction = signal.predict(con, payload, CreatorContext("c3", True), T0 + timedelta(30))
         assert prediction is not None and prediction.model_id == model_id
-        assert 12.5 <= prediction.score <= 90
         assert sum(prediction.tier_probabilities) == pytest.approx(1, abs=1e-3)
         tiers = prediction.as_dict()
         assert tiers["relative"]["model_id"] == relative_id and tiers["usual_tier"] in range(1, 6)
         assert tiers["history_posts"] == 15
+        # With history the score is the chance to beat the creator's usual, in views.
+        assert prediction.target == tiers["target"] == "beats_usual"
+        assert prediction.score == pytest.approx(100 * tiers["relative"]["beats_usual"], abs=0.02)
+        usual_views = np.expm1(
+            np.median(np.log1p([v for _, v in _creator_views(db_path, "c3", T0 + timedelta(30))]))
+        )
+        assert prediction.resonates_at_views > usual_views  # type: ignore[operator]
         newcomer = normalize(AnalysisInput(content_text="My first post ever #hello"))
         fresh = signal.predict(con, newcomer, CreatorContext(None, False), T0 + timedelta(30))
         assert fresh.as_dict()["relative"] is None and fresh.usual_tier is None
+        # Without history: the chance to reach tier 4 of the reference population.
+        assert fresh.target == "reference_tier"
+        assert fresh.score == pytest.approx(100 * sum(fresh.tier_probabilities[3:]), abs=0.05)
+        assert fresh.resonates_at_views == pytest.approx(
+            np.expm1(signal.registered.edges.edges[2]), rel=1e-3
+        )
         card = json.loads(
             con.execute("SELECT card FROM models WHERE id = ?", [model_id]).fetchall()[0][0]
         )

@@ -1,15 +1,21 @@
 """Backtest: replay held-out real videos as if they were about to be posted.
 
-The active tier model's held-out rows (recorded in its card; it never trained on them) are
-scored with the point-in-time features of their post time, the rule library and the trends in
-force then, without LLMs (they cost money and do not answer for 2020's posts). Each replay is
-stored as an analysis marked `is_backtest`, with the video's real outcome as its outcome, so
-calibration rests on real data without waiting for users to report.
+The active tier models' held-out rows (the absolute model's card records them) are replayed
+through the batch engine path: point-in-time features of their post time, the rule library and
+the trends in force then, without LLMs (they cost money and do not answer for 2020's posts), so
+each replay's signal profile is what was available then. The served models were refitted on
+every row, held-out ones included, so the replay uses twins of the same kinds fitted on the
+other rows only: the scores the backtest stores were made without seeing the post.
 
-What the score means: overall_score / 100 is meant as the probability that the post lands in
-tier 4 or 5 of the tier scheme ("resonates"). A backtest outcome records the actual tier (the
-model's tier edges applied to the real views) and an actual score: the real views' percentile
-(0-100) among the training population.
+Each replay is stored as an analysis marked `is_backtest`, with the video's real outcome as its
+outcome (`source = 'backtest'`, reported at the time of the backtest: that is when the project
+learned it). A video is replayed at most once: a new backtest replaces the earlier replays of the
+same videos, so audits never count an outcome twice.
+
+What the score means: overall_score / 100 is the probability that the post resonates
+(`virtuna.ml.tiers.resonance`): reaches `resonates_at_views`. The outcome records whether it did,
+the absolute tier (the model's edges applied to the real views) and an actual score, the real
+views' percentile (0-100) among the training population.
 """
 
 from __future__ import annotations
@@ -27,13 +33,12 @@ from virtuna.engine.ml import MLPrediction
 from virtuna.engine.pipeline import ENGINE_VERSION
 from virtuna.engine.schema import ContentPayload
 from virtuna.log import get_logger, stage
-from virtuna.ml.features import build_features, training_rows
-from virtuna.ml.registry import active_model_id, load_model
-from virtuna.ml.tiers import ml_score
+from virtuna.ml.evaluate import TrainingSet, fit_estimator, load_training_set
+from virtuna.ml.registry import RegisteredModel, active_model_id, load_model
+from virtuna.ml.tiers import Resonance, resonance
 from virtuna.store import connect, run, transaction, utcnow
 
 log = get_logger(__name__)
-RESONATES_FROM_TIER = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class BacktestResult:
     model_id: str
     analyses: int
     resonating_share: float
+    replaced: int = 0
 
 
 def run_backtest(
@@ -54,26 +60,25 @@ def run_backtest(
 
     db = db_path if db_path is not None else get_settings().virtuna_db_path
     run_id = f"backtest-{utcnow():%Y%m%dT%H%M%S}"
-    with stage("backtest") as current, connect(db) as con:
-        model_id = active_model_id(con)
-        if model_id is None:
-            raise LookupError("no active tier model: run retrain-ml before a backtest")
-        model = load_model(con, model_id)
-        held_out = set(model.card["training"].get("test_row_ids", []))
-        if not held_out:
-            raise LookupError(f"model {model_id} records no held-out rows to replay")
-        everything = training_rows(con)
-        rows = everything[everything["row_id"].isin(held_out)].reset_index(drop=True)
-        if limit is not None and len(rows) > limit:
-            rows = rows.sample(n=limit, random_state=seed).reset_index(drop=True)
-        features = build_features(con, rows)
-        full = model.predict_proba(features)
-        ml = [
-            MLPrediction(
-                round(float(s), 2), [round(float(p), 4) for p in probs], model_id, model.kind
-            )
-            for s, probs in zip(ml_score(full), full, strict=True)
-        ]
+    with stage("backtest") as current:
+        with connect(db) as con:
+            model_id = active_model_id(con)
+            if model_id is None:
+                raise LookupError("no active tier model: run retrain-ml before a backtest")
+            model = load_model(con, model_id)
+            relative_id = active_model_id(con, "creator_relative")
+            relative = load_model(con, relative_id) if relative_id else None
+            held_ids = set(model.card["training"].get("test_row_ids", []))
+            if not held_ids:
+                raise LookupError(f"model {model_id} records no held-out rows to replay")
+            data = load_training_set(con)
+        is_held = data.rows["row_id"].isin(held_ids).to_numpy()
+        replay = np.flatnonzero(is_held)
+        if limit is not None and len(replay) > limit:
+            rng = np.random.default_rng(seed)
+            replay = np.sort(rng.choice(replay, size=limit, replace=False))
+        resonates, ml = _twin_predictions(data, np.flatnonzero(~is_held), replay, model, relative)
+        rows = data.rows.iloc[replay].reset_index(drop=True)
         payloads = [
             ContentPayload(
                 content_text=str(r.description or ""),
@@ -88,19 +93,79 @@ def run_backtest(
             )
             for r in rows.itertuples()
         ]
-        scores = score_payloads(con, payloads, list(rows["posted_at"]), ml)
-        log_views = np.log1p(rows["views"].to_numpy(dtype=float))
-        reference = np.sort(np.log1p(everything["views"].to_numpy(dtype=float)))
+        views = rows["views"].to_numpy(dtype=float)
+        log_views = np.log1p(views)
+        reference = np.sort(np.log1p(data.rows["views"].to_numpy(dtype=float)))
         percentile = np.searchsorted(reference, log_views, side="right") / len(reference) * 100
-        tiers = model.edges.assign(log_views)
-        _store(con, run_id, rows, scores, percentile, tiers, model_id)
-        share = float(np.mean(tiers >= RESONATES_FROM_TIER))
-        current.fields.update(analyses=len(rows), model_id=model_id)
-    log.info("backtest stored", run_id=run_id, analyses=len(rows), resonating_share=share)
-    return BacktestResult(run_id, model_id, len(rows), share)
+        outcome = {
+            "tier": model.edges.assign(log_views),
+            "percentile": percentile,
+            "resonated": views >= resonates.views,
+        }
+        with connect(db) as con:
+            scores = score_payloads(con, payloads, list(rows["posted_at"]), ml)
+            replaced = _store(con, run_id, rows, scores, outcome, model_id)
+        share = float(np.mean(outcome["resonated"]))
+        current.fields.update(analyses=len(rows), model_id=model_id, replaced=replaced)
+    log.info(
+        "backtest stored",
+        run_id=run_id,
+        analyses=len(rows),
+        replaced=replaced,
+        resonating_share=round(share, 4),
+    )
+    return BacktestResult(run_id, model_id, len(rows), share, replaced)
 
 
-def _store(con, run_id, rows, scores, percentile, tiers, model_id) -> None:  # type: ignore[no-untyped-def]
+def _twin_predictions(
+    data: TrainingSet,
+    train: np.ndarray,
+    replay: np.ndarray,
+    model: RegisteredModel,
+    relative: RegisteredModel | None,
+) -> tuple[Resonance, list[MLPrediction | None]]:
+    """The served models' kinds refitted without the replayed rows, and their predictions."""
+    features = data.features.iloc[replay]
+    twin = fit_estimator(model.kind, model.edges.scheme, data, train, model.edges)  # type: ignore[arg-type]
+    absolute = twin.predict_proba(features.loc[:, model.card["features"]])
+    history = features["prior_posts"].to_numpy(dtype=float) > 0
+    usual = np.where(history, features["prior_median_log_views"].to_numpy(dtype=float), np.nan)
+    probabilities = None
+    if relative is not None:
+        relative_twin = fit_estimator(
+            relative.kind,  # type: ignore[arg-type]
+            relative.edges.scheme,
+            data,
+            train,
+            relative.edges,
+        )
+        probabilities = relative_twin.predict_proba(features.loc[:, relative.card["features"]])
+    resonates = resonance(
+        absolute, model.edges, usual, probabilities, relative.edges if relative else None
+    )
+    usual_tiers = model.edges.assign(usual)
+    ml: list[MLPrediction | None] = [
+        MLPrediction(
+            score=round(float(resonates.probability[i]) * 100, 2),
+            tier_probabilities=[round(float(p), 4) for p in absolute[i]],
+            model_id=model.id,
+            model_kind=model.kind,
+            relative_tier_probabilities=None
+            if probabilities is None or not history[i]
+            else [round(float(p), 4) for p in probabilities[i]],
+            relative_model_id=relative.id if relative is not None and history[i] else None,
+            usual_tier=int(usual_tiers[i]) if history[i] else None,
+            history_posts=int(features["prior_posts"].iloc[i]),
+            target=str(resonates.target[i]),
+            resonates_at_views=round(float(resonates.views[i]), 1),
+        )
+        for i in range(len(replay))
+    ]
+    return resonates, ml
+
+
+def _store(con, run_id, rows, scores, outcome, model_id) -> int:  # type: ignore[no-untyped-def]
+    """Store the replays, replacing earlier replays of the same videos; returns how many."""
     analyses = pd.DataFrame(
         {
             "id": [str(uuid.uuid4()) for _ in range(len(rows))],
@@ -111,6 +176,9 @@ def _store(con, run_id, rows, scores, percentile, tiers, model_id) -> None:  # t
             "planned_post_time": rows["posted_at"],
             "overall_score": [s["overall_score"] for s in scores],
             "raw_score": [s["raw_score"] for s in scores],
+            "signal_profile": [s["signal_profile"] for s in scores],
+            "score_target": [s["score_target"] for s in scores],
+            "resonates_at_views": [s["resonates_at_views"] for s in scores],
             "confidence": [s["confidence"] for s in scores],
             "confidence_label": [s["confidence_label"] for s in scores],
             "is_calibrated": [s["is_calibrated"] for s in scores],
@@ -134,17 +202,29 @@ def _store(con, run_id, rows, scores, percentile, tiers, model_id) -> None:  # t
             "actual_likes": rows["likes"],
             "actual_shares": rows["shares"],
             "actual_comments": rows["comments"],
-            "actual_score": np.round(percentile, 2),
-            "actual_tier": tiers,
+            "actual_score": np.round(outcome["percentile"], 2),
+            "actual_tier": outcome["tier"],
+            "resonated": outcome["resonated"],
             "predicted_score": analyses["overall_score"],
-            "delta": np.round(percentile - analyses["overall_score"], 2),
-            "reported_at": rows["posted_at"],
+            "delta": np.round(outcome["percentile"] - analyses["overall_score"], 2),
+            "reported_at": utcnow(),
         }
     )
     with transaction(con):
         con.register("_analyses", analyses)
         con.register("_outcomes", outcomes)
         try:
+            earlier = (
+                "SELECT id FROM analysis_results WHERE is_backtest AND source_video_id IN "
+                "(SELECT source_video_id FROM _analyses)"
+            )
+            (replaced,) = con.execute(f"SELECT count(*) FROM ({earlier})").fetchone()  # type: ignore[misc]
+            run(con, f"DELETE FROM outcomes WHERE analysis_id IN ({earlier})")
+            run(
+                con,
+                "DELETE FROM analysis_results WHERE is_backtest AND source_video_id IN "
+                "(SELECT source_video_id FROM _analyses)",
+            )
             columns = ", ".join(analyses.columns)
             run(
                 con,
@@ -160,3 +240,4 @@ def _store(con, run_id, rows, scores, percentile, tiers, model_id) -> None:  # t
         finally:
             con.unregister("_analyses")
             con.unregister("_outcomes")
+    return int(replaced)

@@ -94,30 +94,43 @@ def store_platt(
     con: duckdb.DuckDBPyConnection,
     audit: PlattAudit,
     *,
+    profile: str,
     window_start: datetime | None,
     window_end: datetime | None,
     activate: bool,
+    ece_after_interval: tuple[float, float] | None = None,
 ) -> int:
-    """Persist a fit in calibration_params (the next version); activate it if asked."""
+    """Persist a profile's fit in calibration_params (the next version); activating it retires
+    the profile's earlier map, never another profile's."""
     now = utcnow()
+    low, high = ece_after_interval or (None, None)
     with transaction(con):
         (version,) = one(con, "SELECT coalesce(max(version), 0) + 1 FROM calibration_params")
         if activate:
-            run(con, "UPDATE calibration_params SET is_active = FALSE WHERE is_active")
+            run(
+                con,
+                "UPDATE calibration_params SET is_active = FALSE WHERE is_active AND profile = ?",
+                [profile],
+            )
         run(
             con,
-            "INSERT INTO calibration_params (version, method, a, b, window_start, window_end, "
-            "sample_count, ece_before, ece_after, logloss_before, logloss_after, is_active, "
-            "fitted_at, activated_at) VALUES (?, 'platt', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO calibration_params (version, method, profile, a, b, window_start, "
+            "window_end, sample_count, held_out_count, ece_before, ece_after, ece_after_low, "
+            "ece_after_high, logloss_before, logloss_after, is_active, fitted_at, activated_at) "
+            "VALUES (?, 'platt', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 version,
+                profile,
                 audit.a,
                 audit.b,
                 window_start,
                 window_end,
                 audit.fitted_on + audit.held_out,
+                audit.held_out,
                 audit.ece_before,
                 audit.ece_after,
+                low,
+                high,
                 audit.logloss_before,
                 audit.logloss_after,
                 activate,

@@ -1,4 +1,4 @@
-"""Aggregation: weighted signals, redistributed weights, confidence, Platt scaling.
+"""Aggregation: weighted signals, redistributed weights, confidence, calibration per profile.
 
 Base weights: behavioural 0.35, gemini 0.25, ml 0.15, rules 0.15, trends 0.10. A missing signal's
 weight goes to the available ones in proportion to their own; a missing signal is never scored
@@ -11,16 +11,28 @@ as a constant. Confidence = signal strength + agreement between the two LLM view
   points -> 0.2; otherwise (or either missing) 0;
 - HIGH >= 0.7, MEDIUM >= 0.4, else LOW. With both LLM signals unavailable the result is a
   partial one with confidence 0.2 (LOW) and a warning, never an exception.
+
+The signal profile is the set of signals a score was computed from and the outcome it predicts
+(e.g. `ml+rules|reference_tier`). Raw scores of different profiles mean different things, so
+each profile has its own calibration map, fitted on outcomes of that profile only; a score whose
+profile has no map is served raw, with `is_calibrated` false and a warning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from virtuna.engine.calibrate import PlattParams, apply_platt
 
 BASE_WEIGHTS = {"behavioral": 0.35, "gemini": 0.25, "ml": 0.15, "rules": 0.15, "trends": 0.10}
 SIGNALS = tuple(BASE_WEIGHTS)
+
+
+def signal_profile(available: Mapping[str, bool], target: str) -> str:
+    """The profile key: the available signals in a fixed order, then the predicted outcome."""
+    names = "+".join(name for name in SIGNALS if available.get(name)) or "none"
+    return f"{names}|{target}"
 
 
 def select_weights(available: dict[str, bool]) -> dict[str, float]:
@@ -47,6 +59,7 @@ class Aggregate:
 
     raw_score: float
     overall_score: float
+    signal_profile: str
     is_calibrated: bool
     calibration_version: int | None
     weights: dict[str, float]
@@ -62,10 +75,14 @@ def aggregate(
     matched_sounds: int = 0,
     matched_rules: int = 0,
     deepseek_confidence: str | None = None,
-    platt: PlattParams | None = None,
+    target: str = "reference_tier",
+    calibrations: Mapping[str, PlattParams] | None = None,
 ) -> Aggregate:
-    """Combine signal scores (0-100; None = unavailable) into the overall score."""
+    """Combine signal scores (0-100; None = unavailable) into the overall score, calibrated by
+    the map of its signal profile when there is one."""
     available = {name: scores.get(name) is not None for name in SIGNALS}
+    profile = signal_profile(available, target)
+    platt = (calibrations or {}).get(profile)
     weights = select_weights(available)
     raw = sum((scores[name] or 0.0) * weights[name] for name in SIGNALS if available[name])
     raw = round(min(100.0, max(0.0, raw)), 2)
@@ -96,10 +113,15 @@ def aggregate(
     if label == "LOW":
         warnings.append("Low confidence: limited signal data")
 
+    if platt is None:
+        warnings.append(
+            f"No calibration for signal profile {profile} yet: the score is served uncalibrated"
+        )
     overall = apply_platt(raw, platt) if platt else raw
     return Aggregate(
         raw_score=raw,
         overall_score=overall,
+        signal_profile=profile,
         is_calibrated=platt is not None,
         calibration_version=platt.version if platt else None,
         weights=weights,

@@ -1,7 +1,7 @@
 """Batch scoring without LLMs: many drafts at once, for notebooks and backtests.
 
-Everything `predict` reads per request is read once here: the rule library, the Platt
-parameters, and one set of trend tables per snapshot in force (drafts with different post
+Everything `predict` reads per request is read once here: the rule library, the calibration
+maps, and one set of trend tables per snapshot in force (drafts with different post
 times use the snapshot of their own time). Rules, sound matching and aggregation then run per
 draft in memory. The LLM signals are absent, so their weight is redistributed exactly as in
 `predict` without providers; the tier-model signal is used when a model is active.
@@ -19,7 +19,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from virtuna.engine.aggregate import aggregate
-from virtuna.engine.calibrate import active_platt
+from virtuna.engine.calibrate import active_calibrations
 from virtuna.engine.creator import creator_context
 from virtuna.engine.ml import MLPrediction, load_tier_signal
 from virtuna.engine.normalize import normalize
@@ -32,6 +32,9 @@ from virtuna.store.trends import snapshot_as_of
 OUTPUT_COLUMNS = (
     "overall_score",
     "raw_score",
+    "signal_profile",
+    "score_target",
+    "resonates_at_views",
     "confidence",
     "confidence_label",
     "is_calibrated",
@@ -55,7 +58,7 @@ def score_payloads(
 ) -> list[dict[str, Any]]:
     """Scores of normalised drafts, each as of its moment, with the given ML predictions."""
     rules = load_active_rules(con)
-    platt = active_platt(con)
+    calibrations = active_calibrations(con)
     tables: dict[datetime | None, TrendTables | str] = {}
     out = []
     for payload, moment, prediction in zip(payloads, moments, ml, strict=True):
@@ -73,12 +76,16 @@ def score_payloads(
             },
             matched_sounds=len(trends.matched_sounds),
             matched_rules=len(rule_result.matched_names),
-            platt=platt,
+            target=prediction.target if prediction else "reference_tier",
+            calibrations=calibrations,
         )
         out.append(
             {
                 "overall_score": combined.overall_score,
                 "raw_score": combined.raw_score,
+                "signal_profile": combined.signal_profile,
+                "score_target": prediction.target if prediction else "reference_tier",
+                "resonates_at_views": prediction.resonates_at_views if prediction else None,
                 "confidence": combined.confidence,
                 "confidence_label": combined.confidence_label,
                 "is_calibrated": combined.is_calibrated,

@@ -1,8 +1,9 @@
-"""Platt scaling as the aggregator applies it: the active parameters from calibration_params.
+"""Platt scaling as the aggregator applies it: the active maps from calibration_params.
 
-A raw score s (0-100) maps to 100 x sigmoid(a x s/100 + b). The parameters are fitted (by
-minimising log-loss) and activated by the calibration-audit job; until then predictions are
-uncalibrated and say so (`is_calibrated` false).
+A raw score s (0-100) maps to 100 x sigmoid(a x s/100 + b). There is one map per signal profile
+(`virtuna.engine.aggregate.signal_profile`), fitted (by minimising log-loss) on outcomes of that
+profile and activated by the calibration-audit job; a profile without an active map is served
+uncalibrated and says so (`is_calibrated` false).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class PlattParams:
     """One fitted Platt map."""
 
     version: int
+    profile: str
     a: float
     b: float
 
@@ -31,14 +33,14 @@ def apply_platt(raw_score: float, params: PlattParams) -> float:
     return round(min(100.0, max(0.0, probability * 100.0)), 2)
 
 
-def active_platt(con: duckdb.DuckDBPyConnection) -> PlattParams | None:
-    """The active Platt parameters, if an audit has activated any."""
+def active_calibrations(con: duckdb.DuckDBPyConnection) -> dict[str, PlattParams]:
+    """The active Platt map of each signal profile an audit has calibrated."""
     rows = run(
         con,
-        "SELECT version, a, b FROM calibration_params WHERE is_active "
-        "ORDER BY version DESC LIMIT 1",
+        "SELECT profile, max_by(version, version), max_by(a, version), max_by(b, version) "
+        "FROM calibration_params WHERE is_active AND profile IS NOT NULL GROUP BY profile",
     )
-    if not rows:
-        return None
-    version, a, b = rows[0]
-    return PlattParams(int(version), float(a), float(b))  # type: ignore[arg-type]
+    return {
+        str(profile): PlattParams(int(version), str(profile), float(a), float(b))  # type: ignore[arg-type]
+        for profile, version, a, b in rows
+    }

@@ -18,11 +18,13 @@ from virtuna.engine.schema import ContentPayload
 
 @dataclass(frozen=True)
 class MLPrediction:
-    """The tier models' view of one draft: the absolute tier (over the reference population),
-    which `score` summarises, and, when the creator has history, the relative one ("will it
-    beat my usual") with the creator's usual tier."""
+    """The tier models' view of one draft: the absolute tier (over the reference population)
+    and, when the creator has history, the relative one ("will it beat my usual") with the
+    creator's usual tier. `score` is 100 x the probability that the post resonates: reaches
+    relative tier 4 when the creator has history (target "beats_usual"), else the reference
+    population's tier 4 (target "reference_tier"), i.e. at least `resonates_at_views` views."""
 
-    score: float  # 0-100, from the absolute tier probabilities
+    score: float  # 0-100: P(resonates) under `target`
     tier_probabilities: list[float]  # absolute tiers 1-5
     model_id: str
     model_kind: str = ""
@@ -30,13 +32,17 @@ class MLPrediction:
     relative_model_id: str | None = None
     usual_tier: int | None = None  # the creator's earlier median views through the tier edges
     history_posts: int = 0
+    target: str = "reference_tier"
+    resonates_at_views: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The tiers block of a result."""
         absolute = self.tier_probabilities
         relative = self.relative_tier_probabilities
         return {
-            "score_uses": "absolute",
+            "score_uses": "relative" if self.target == "beats_usual" else "absolute",
+            "target": self.target,
+            "resonates_at_views": self.resonates_at_views,
             "absolute": {
                 "model_id": self.model_id,
                 "kind": self.model_kind,

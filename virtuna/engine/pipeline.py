@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from virtuna.config import Settings, get_settings
 from virtuna.engine.aggregate import aggregate
 from virtuna.engine.baseline import CalibrationBaseline, baseline_path, load_baseline
-from virtuna.engine.calibrate import PlattParams, active_platt
+from virtuna.engine.calibrate import PlattParams, active_calibrations
 from virtuna.engine.creator import CreatorContext, creator_context
 from virtuna.engine.llm import LLMCallRecord, LLMReply, Providers
 from virtuna.engine.llm.schemas import DeepSeekReasoning, GeminiAnalysis, RuleEvaluations
@@ -70,7 +70,7 @@ class StoreContext:
     trends: TrendEnrichment | None = None
     ml: MLPrediction | None = None
     ml_reason: str | None = None
-    platt: PlattParams | None = None
+    calibrations: dict[str, PlattParams] = field(default_factory=dict)
 
 
 @dataclass
@@ -251,7 +251,7 @@ class Engine:
                     "Trend enrichment",
                     lambda: self._trends(con, payload, moment),
                 ),
-                ("calibration", "Calibration", lambda: active_platt(con)),
+                ("calibration", "Calibration", lambda: active_calibrations(con)),
             ):
                 with_stage = stage(name)
                 try:
@@ -268,7 +268,7 @@ class Engine:
                         "rule_loading": "rules",
                         "creator_context": "creator",
                         "trend_enrichment": "trends",
-                        "calibration": "platt",
+                        "calibration": "calibrations",
                     }[name],
                     value,
                 )
@@ -376,7 +376,8 @@ class Engine:
             matched_sounds=len(trends.matched_sounds) if trends else 0,
             matched_rules=len(rules.matched_names) if rules else 0,
             deepseek_confidence=behaviour.confidence if behaviour else None,
-            platt=context.platt,
+            target=context.ml.target if context.ml else "reference_tier",
+            calibrations=context.calibrations,
         )
         warnings = [*run.warnings, *(behaviour.warnings if behaviour else []), *combined.warnings]
         cost = sum((c.cost_cents for c in run.calls), Decimal(0))
@@ -385,6 +386,9 @@ class Engine:
             request_id=request_id,
             overall_score=combined.overall_score,
             raw_score=combined.raw_score,
+            score_target=context.ml.target if context.ml else "reference_tier",
+            resonates_at_views=context.ml.resonates_at_views if context.ml else None,
+            signal_profile=combined.signal_profile,
             confidence=combined.confidence,
             confidence_label=combined.confidence_label,  # type: ignore[arg-type]
             is_calibrated=combined.is_calibrated,

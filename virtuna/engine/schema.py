@@ -176,11 +176,35 @@ class PredictionResult(BaseModel):
 
     analysis_id: str
     request_id: str
-    overall_score: float  # 0-100; see README "What the score means"
-    raw_score: float  # before Platt scaling
-    confidence: float  # 0-1
+    overall_score: float = Field(
+        description="The probability, in percent, that the post resonates: reaches at least "
+        "`resonates_at_views` views. With the creator's history (score_target 'beats_usual') "
+        "that is tier 4 of their own posts, views well above their usual; without it "
+        "('reference_tier') tier 4 of the reference population, its top 40 %. Calibrated on "
+        "real outcomes of the same signal profile when `is_calibrated`, else the raw score."
+    )
+    raw_score: float = Field(description="The weighted signals (0-100) before calibration.")
+    score_target: str = Field(
+        "reference_tier",
+        description="The outcome overall_score predicts: beats_usual or reference_tier.",
+    )
+    resonates_at_views: float | None = Field(
+        None, description="The view count from which the post counts as resonating."
+    )
+    signal_profile: str = Field(
+        "",
+        description="The signals the score came from and its target, e.g. "
+        "'ml+rules|reference_tier'; each profile has its own calibration map.",
+    )
+    confidence: float = Field(
+        description="0-1: how much signal the score rests on (LLM views, their agreement, "
+        "matched rules and sounds); HIGH >= 0.7, MEDIUM >= 0.4, else LOW."
+    )
     confidence_label: ConfidenceLabel
-    is_calibrated: bool
+    is_calibrated: bool = Field(
+        description="True when a calibration map fitted on outcomes of this signal profile "
+        "was applied."
+    )
     calibration_version: int | None = None
     behavioral_predictions: dict[str, Any] | None
     feature_vector: dict[str, Any]

@@ -1,11 +1,15 @@
-"""calibration-audit: how well the scores match what happened, and a Platt refit.
+"""calibration-audit: how well the scores match what happened, and one Platt map per profile.
 
-Over the outcomes reported in the window (default the 90 days before `as_of`): ECE (10 equal-
-width bins) of the scores as served, with a bootstrap interval; a drift alert (warning log and
-a Sentry message) when it exceeds 0.15; then a Platt fit on half of the outcomes, judged on the
-other half (ECE and log-loss before and after), activated only if it lowers held-out log-loss
-and the outcomes are not nearly all of one kind (then a fit only learns the base rate).
-Outcomes are "resonated" when the post reached tier 4 or 5. Below 50 outcomes: skipped.
+Over the outcomes reported in the window (`outcome_window`): ECE (10 equal-width bins) of the
+scores as served, with a bootstrap interval, and a drift alert (warning log and a Sentry
+message) when it exceeds 0.15. Then, per signal profile (the signals a score came from and the
+outcome it predicts, `virtuna.engine.aggregate.signal_profile`), a Platt fit on half of that
+profile's outcomes, judged on the other half (ECE with its 95 % bootstrap interval and
+log-loss, before and after). A profile's map is activated only when it lowers held-out log-loss,
+rests on at least MIN_ACTIVATION outcomes, and the outcomes are not nearly all of one kind (then
+a fit only learns the base rate). A profile the audit cannot calibrate keeps no active map, so
+its scores are served uncalibrated and say so. Analyses stored before profiles existed count in
+the served ECE but are fitted for no profile.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import sentry_sdk
 
-from virtuna.calibration.backtest import RESONATES_FROM_TIER
-from virtuna.calibration.ece import bootstrap_ece, calibration_bins
+from virtuna.calibration.ece import bootstrap_ece, calibration_bins, expected_calibration_error
 from virtuna.calibration.platt import (
     MIN_OUTCOMES,
     PlattAudit,
@@ -29,11 +33,86 @@ from virtuna.calibration.platt import (
 )
 from virtuna.log import get_logger, stage
 from virtuna.store import connect, one, utcnow
-from virtuna.store.outcomes import outcome_pairs
+from virtuna.store.outcomes import outcome_frame
 
 log = get_logger(__name__)
 DRIFT_THRESHOLD = 0.15
 MIN_BASE_RATE = 0.05
+MIN_FIT = 2 * MIN_OUTCOMES  # half of a profile's outcomes fit its map, half judge it
+MIN_ACTIVATION = 200  # outcomes of one profile before its map is served
+UNPROFILED = "unprofiled"
+
+
+@dataclass(frozen=True)
+class OutcomeWindow:
+    """The outcomes a job looks at: reported in [start, end), and the rule that chose it."""
+
+    start: datetime
+    end: datetime
+    rule: str
+
+
+def outcome_window(
+    as_of: datetime | str | None, window_days: int, db_path: Path | str | None
+) -> OutcomeWindow | None:
+    """The window of `window_days` ending at `as_of` (None if the store has no outcomes).
+
+    `as_of` None (the schedule's default) means now, unless no outcome was reported in the last
+    `window_days`: then the window ends at the newest outcome, so a store of historical data is
+    audited on what it has. "latest" always ends at the newest outcome; an ISO time ends there.
+    """
+    with connect(db_path) as con:
+        (newest,) = one(con, "SELECT max(reported_at) FROM outcomes WHERE deleted_at IS NULL")
+    if newest is None:
+        return None
+    after_newest: datetime = newest + timedelta(seconds=1)  # type: ignore[operator]
+    span = timedelta(days=window_days)
+    if isinstance(as_of, datetime | str) and as_of != "latest":
+        end = as_of if isinstance(as_of, datetime) else datetime.fromisoformat(as_of)
+        return OutcomeWindow(end - span, end, f"the {window_days} days before {end:%Y-%m-%d %H:%M}")
+    now = utcnow()
+    if as_of is None and after_newest > now - span:
+        return OutcomeWindow(now - span, now, f"the {window_days} days before now")
+    rule = f"the {window_days} days before the newest outcome ({newest:%Y-%m-%d %H:%M})"
+    if as_of is None:
+        rule += f": no outcome was reported in the {window_days} days before now"
+    return OutcomeWindow(after_newest - span, after_newest, rule)
+
+
+@dataclass
+class ProfileAudit:
+    """One signal profile's outcomes, fit and decision."""
+
+    profile: str
+    samples: int
+    base_rate: float
+    served_ece: float
+    platt: PlattAudit | None = None
+    ece_before_interval: tuple[float, float] | None = None
+    ece_after_interval: tuple[float, float] | None = None
+    bins: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
+    activated: bool = False
+    reason: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """The profile as one row of the report's table."""
+        fit = self.platt
+        return {
+            "profile": self.profile,
+            "outcomes": self.samples,
+            "resonated": round(self.base_rate, 3),
+            "served ECE": round(self.served_ece, 4),
+            "held out": fit.held_out if fit else None,
+            "ECE before": round(fit.ece_before, 4) if fit else None,
+            "ECE after": round(fit.ece_after, 4) if fit else None,
+            "ECE after 95 %": _interval(self.ece_after_interval),
+            "log-loss before": round(fit.logloss_before, 4) if fit else None,
+            "log-loss after": round(fit.logloss_after, 4) if fit else None,
+            "version": self.version,
+            "activated": self.activated,
+            "why not": self.reason or "",
+        }
 
 
 @dataclass
@@ -42,33 +121,22 @@ class AuditResult:
 
     status: str  # completed, skipped
     reason: str | None = None
-    as_of: datetime | None = None
+    window: OutcomeWindow | None = None
     window_days: int = 90
     samples: int = 0
     ece: float | None = None
     ece_interval: tuple[float, float] | None = None
     drift: bool = False
-    platt: PlattAudit | None = None
-    platt_version: int | None = None
-    activated: bool = False
-    ece_after_interval: tuple[float, float] | None = None
-    ece_before_held_out_interval: tuple[float, float] | None = None
-    bins: dict[str, Any] = field(default_factory=dict)
+    profiles: list[ProfileAudit] = field(default_factory=list)
 
+    @property
+    def activated(self) -> list[str]:
+        """The profiles whose new map is now served."""
+        return [p.profile for p in self.profiles if p.activated]
 
-def resolve_outcome_time(
-    as_of: datetime | str | None, db_path: Path | str | None
-) -> datetime | None:
-    """None: now; "latest": just after the newest outcome (None if there is none); ISO time."""
-    if as_of is None:
-        return utcnow()
-    if isinstance(as_of, datetime):
-        return as_of
-    if as_of == "latest":
-        with connect(db_path) as con:
-            (newest,) = one(con, "SELECT max(reported_at) FROM outcomes WHERE deleted_at IS NULL")
-        return None if newest is None else newest + timedelta(seconds=1)  # type: ignore[operator]
-    return datetime.fromisoformat(as_of)
+    def table(self) -> pd.DataFrame:
+        """One row per profile, largest first."""
+        return pd.DataFrame([p.as_row() for p in self.profiles])
 
 
 def calibration_audit(
@@ -80,64 +148,103 @@ def calibration_audit(
     resamples: int = 1000,
 ) -> AuditResult:
     """The calibration-audit job."""
-    moment = resolve_outcome_time(as_of, db_path)
-    if moment is None:
+    window = outcome_window(as_of, window_days, db_path)
+    if window is None:
         reason = "no outcomes in the store yet (run a backtest or report outcomes)"
         log.warning("calibration-audit skipped", reason=reason)
         return AuditResult("skipped", reason=reason, window_days=window_days)
-    since = moment - timedelta(days=window_days)
     with stage("calibration-audit", window_days=window_days) as current:
         with connect(db_path) as con:
-            pairs = outcome_pairs(con, since=since, until=moment)
-        pairs = [p for p in pairs if p[3] is not None]
-        result = AuditResult("completed", as_of=moment, window_days=window_days, samples=len(pairs))
-        if len(pairs) < MIN_OUTCOMES:
+            frame = outcome_frame(con, since=window.start, until=window.end)
+        frame = frame.dropna(subset=["resonated"])
+        result = AuditResult(
+            "completed", window=window, window_days=window_days, samples=len(frame)
+        )
+        if len(frame) < MIN_OUTCOMES:
             result.status = "skipped"
-            result.reason = f"{len(pairs)} outcomes in the window; at least {MIN_OUTCOMES} needed"
-            log.warning("calibration-audit skipped", reason=result.reason)
+            result.reason = f"{len(frame)} outcomes in the window; at least {MIN_OUTCOMES} needed"
+            log.warning("calibration-audit skipped", reason=result.reason, window=window.rule)
             return result
-        raw = np.array([p[1] for p in pairs], dtype=float)
-        served = np.array([p[2] for p in pairs], dtype=float) / 100.0
-        resonated = np.array([int(p[3] >= RESONATES_FROM_TIER) for p in pairs])
+        served = frame["overall_score"].to_numpy(dtype=float) / 100.0
+        resonated = frame["resonated"].to_numpy(dtype=int)
         result.ece, low, high = bootstrap_ece(resonated, served, resamples=resamples, seed=seed)
         result.ece_interval = (low, high)
         result.drift = result.ece > DRIFT_THRESHOLD
-        log.info("calibration ece", ece=round(result.ece, 4), samples=len(pairs))
+        log.info("calibration ece", ece=round(result.ece, 4), samples=len(frame))
         if result.drift:
             message = f"calibration drift: ECE {result.ece:.3f} > {DRIFT_THRESHOLD}"
-            log.warning("calibration drift", ece=result.ece, threshold=DRIFT_THRESHOLD)
+            log.warning("calibration drift", ece=round(result.ece, 4), threshold=DRIFT_THRESHOLD)
             sentry_sdk.capture_message(message, level="warning")
-        audit, held = audit_platt(raw, resonated, seed=seed)
-        calibrated = platt_probability(raw[held], audit.a, audit.b)
-        before = np.clip(raw[held] / 100.0, 0, 1)
-        _, *interval = bootstrap_ece(resonated[held], before, resamples=resamples, seed=seed)
-        result.ece_before_held_out_interval = tuple(interval)  # type: ignore[assignment]
-        _, *interval = bootstrap_ece(resonated[held], calibrated, resamples=resamples, seed=seed)
-        result.ece_after_interval = tuple(interval)  # type: ignore[assignment]
-        result.bins = {
-            "before": calibration_bins(resonated[held], before),
-            "after": calibration_bins(resonated[held], calibrated),
-        }
-        result.platt = audit
-        base_rate = float(resonated[held].mean())
-        # Outcomes that nearly all went one way teach only the base rate: every score would
-        # be mapped near it. Such a fit is stored for the record but not served.
-        degenerate = not MIN_BASE_RATE <= base_rate <= 1 - MIN_BASE_RATE
-        result.activated = audit.improves and not degenerate
-        if degenerate:
-            result.reason = (
-                f"{base_rate:.1%} of the held-out posts resonated: the fit would only learn "
-                "the base rate, so it is not activated (widen the window)"
-            )
-            log.warning("platt fit not activated", reason=result.reason)
-        with connect(db_path) as con:
-            result.platt_version = store_platt(
-                con, audit, window_start=since, window_end=moment, activate=result.activated
-            )
+        for profile, group in sorted(
+            frame.groupby("signal_profile"), key=lambda item: -len(item[1])
+        ):
+            if profile == UNPROFILED:
+                continue
+            audited = _audit_profile(str(profile), group, seed=seed, resamples=resamples)
+            if audited.platt is not None:
+                with connect(db_path) as con:
+                    audited.version = store_platt(
+                        con,
+                        audited.platt,
+                        profile=audited.profile,
+                        window_start=window.start,
+                        window_end=window.end,
+                        activate=audited.activated,
+                        ece_after_interval=audited.ece_after_interval,
+                    )
+            result.profiles.append(audited)
         current.fields.update(
-            samples=len(pairs),
+            samples=len(frame),
             ece=round(result.ece, 4),
-            ece_after=round(audit.ece_after, 4),
-            activated=result.activated,
+            profiles=len(result.profiles),
+            activated=len(result.activated),
         )
     return result
+
+
+def _audit_profile(profile: str, group: pd.DataFrame, *, seed: int, resamples: int) -> ProfileAudit:
+    """Fit one profile's map on half its outcomes and judge it on the other half."""
+    raw = group["raw_score"].to_numpy(dtype=float)
+    resonated = group["resonated"].to_numpy(dtype=int)
+    served = group["overall_score"].to_numpy(dtype=float) / 100.0
+    audited = ProfileAudit(
+        profile,
+        samples=len(group),
+        base_rate=float(resonated.mean()),
+        served_ece=expected_calibration_error(resonated, served),
+    )
+    if len(group) < MIN_FIT or len(np.unique(resonated)) < 2:
+        audited.reason = f"{len(group)} outcomes; a fit needs {MIN_FIT} of both kinds"
+        return audited
+    fit, held = audit_platt(raw, resonated, seed=seed)
+    calibrated = platt_probability(raw[held], fit.a, fit.b)
+    before = np.clip(raw[held] / 100.0, 0, 1)
+    _, *interval = bootstrap_ece(resonated[held], before, resamples=resamples, seed=seed)
+    audited.ece_before_interval = (interval[0], interval[1])
+    _, *interval = bootstrap_ece(resonated[held], calibrated, resamples=resamples, seed=seed)
+    audited.ece_after_interval = (interval[0], interval[1])
+    audited.bins = {
+        "before": calibration_bins(resonated[held], before),
+        "after": calibration_bins(resonated[held], calibrated),
+    }
+    audited.platt = fit
+    held_rate = float(resonated[held].mean())
+    if not fit.improves:
+        audited.reason = "the fit does not lower held-out log-loss"
+    elif len(group) < MIN_ACTIVATION:
+        audited.reason = f"{len(group)} outcomes; a map is served from {MIN_ACTIVATION}"
+    elif not MIN_BASE_RATE <= held_rate <= 1 - MIN_BASE_RATE:
+        # Outcomes that nearly all went one way teach only the base rate: every score would
+        # be mapped near it. Such a fit is stored for the record but not served.
+        audited.reason = (
+            f"{held_rate:.1%} of the held-out posts resonated: the fit would only learn "
+            "the base rate (widen the window)"
+        )
+    audited.activated = audited.reason is None
+    if audited.reason:
+        log.warning("platt fit not activated", profile=profile, reason=audited.reason)
+    return audited
+
+
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return "" if bounds is None else f"{bounds[0]:.3f}-{bounds[1]:.3f}"

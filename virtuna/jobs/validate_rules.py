@@ -3,29 +3,31 @@
 For every recent outcome (window default 30 days before `as_of`) and every rule the analysis
 evaluated (read from the stored `rule_contributions`, which the original never read), the rule
 "pointed up" when it earned more than half its points; it was right when the post then
-resonated (reached tier 4-5, the event the score is the probability of), or, pointing down,
-did not. Outcomes without a tier fall back to "actual score >= the score it was served". The
+resonated (reached its analysis's target, the event the score is the probability of), or,
+pointing down, did not. Outcomes without one fall back to "actual score >= the score it was
+served". The window follows the calibration audit's rule (`outcome_window`). The
 accuracy is balanced (averaged over posts that resonated and posts that did not), so a rule
 that merely agrees with the window's majority scores 0.5, not the majority's share; the
 report shows the chance level and the lift above it. `sample_count` is the number
 of outcomes behind the stored accuracy (this run's window), so re-running does not inflate it. Per
 rule with at least 10 samples: accuracy, smoothed with the stored accuracy by an EMA (alpha
-0.3), and weight = clamp(0.5 + 1.5 x accuracy, 0.5, 2.0).
+0.3), and `rule_weight`: 1.0 at chance (and within the neutral band around it), otherwise
+clamp(1 + 2 x (accuracy - 0.5), 0.5, 2.0), so a rule's weight and its verdict always agree.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from virtuna.calibration.backtest import RESONATES_FROM_TIER
-from virtuna.jobs.calibration_audit import resolve_outcome_time
+from virtuna.jobs.calibration_audit import OutcomeWindow, outcome_window
 from virtuna.log import get_logger, stage
 from virtuna.store import connect, run, transaction, utcnow
+from virtuna.store.outcomes import RESONATES_FROM_TIER
 
 log = get_logger(__name__)
 ALPHA = 0.3
@@ -42,6 +44,13 @@ def _verdict(accuracy: float) -> str:
     if accuracy < 0.5 - NEUTRAL_BAND:
         return "hurts"
     return "no signal"
+
+
+def rule_weight(accuracy: float) -> float:
+    """A rule's weight from its balanced accuracy: 1.0 at chance, 2.0 at 1.0, 0.5 at <= 0.25."""
+    if _verdict(accuracy) == "no signal":
+        return 1.0
+    return round(min(2.0, max(0.5, 1.0 + 2.0 * (accuracy - 0.5))), 2)
 
 
 def _balanced(hits: list[int], went_up: list[int]) -> float:
@@ -67,6 +76,7 @@ class RuleValidation:
     updated: int
     status: str = "completed"  # completed, skipped
     reason: str | None = None
+    window: OutcomeWindow | None = None
 
 
 def validate_rules(
@@ -78,30 +88,29 @@ def validate_rules(
     min_samples: int = MIN_SAMPLES,
 ) -> RuleValidation:
     """The validate-rules job."""
-    moment = resolve_outcome_time(as_of, db_path)
-    if moment is None:
+    window = outcome_window(as_of, window_days, db_path)
+    if window is None:
         reason = "no outcomes in the store yet (run a backtest or report outcomes)"
         log.warning("validate-rules skipped", reason=reason)
         return RuleValidation(None, 0, pd.DataFrame(), 0, "skipped", reason)
     with stage("validate-rules", window_days=window_days) as current, connect(db_path) as con:
         rows = run(
             con,
-            "SELECT a.rule_contributions, o.predicted_score, o.actual_score, o.actual_tier "
+            "SELECT a.rule_contributions, o.predicted_score, o.actual_score, "
+            "coalesce(o.resonated, CASE WHEN o.actual_tier > 0 THEN o.actual_tier >= ? END) "
             "FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
             "WHERE o.deleted_at IS NULL AND o.actual_score IS NOT NULL "
             "AND o.predicted_score IS NOT NULL "
             "AND a.rule_contributions IS NOT NULL AND o.reported_at >= ? AND o.reported_at < ?",
-            [moment - timedelta(days=window_days), moment],
+            [RESONATES_FROM_TIER, window.start, window.end],
         )
         tally: dict[str, list[int]] = {}
         pointed: dict[str, list[int]] = {}
         outcomes: dict[str, list[int]] = {}
         ups = 0
-        for contributions, predicted, actual, tier in rows:
+        for contributions, predicted, actual, resonated in rows:
             went_up = (
-                int(tier) >= RESONATES_FROM_TIER  # type: ignore[call-overload]
-                if tier is not None
-                else float(actual) >= float(predicted)  # type: ignore[arg-type]
+                bool(resonated) if resonated is not None else float(actual) >= float(predicted)  # type: ignore[arg-type]
             )
             for c in json.loads(str(contributions)):
                 pointed_up = float(c["score"]) > 0.5 * float(c["max_score"])
@@ -156,7 +165,7 @@ def validate_rules(
                         alpha * accuracy + (1 - alpha) * float(previous)  # type: ignore[arg-type]
                     )
                 )
-                new_weight = round(min(2.0, max(0.5, 0.5 + 1.5 * smoothed)), 2)
+                new_weight = rule_weight(smoothed)
                 run(
                     con,
                     "UPDATE rule_library SET accuracy_rate = ?, weight = ?, "
@@ -175,4 +184,4 @@ def validate_rules(
         current.fields.update(outcomes=len(rows), rules_updated=updated)
     frame = pd.DataFrame(report)
     log.info("validate-rules", outcomes=len(rows), rules_updated=updated)
-    return RuleValidation(moment, len(rows), frame, updated)
+    return RuleValidation(window.end, len(rows), frame, updated, window=window)

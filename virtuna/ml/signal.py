@@ -1,19 +1,20 @@
-"""The tier models as the engine's ML signal: features of the draft, calibrated probabilities
-for the absolute tier (ml_score = the probability-weighted tier midpoints 12.5, 35, 55, 72.5,
-90) and, when the creator has history, for the relative tier, with the creator's usual tier."""
+"""The tier models as the engine's ML signal: features of the draft, probabilities for the
+absolute tier and, when the creator has history, for the relative tier, with the creator's
+usual tier; the score is the probability that the post resonates (`virtuna.ml.tiers.resonance`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import duckdb
+import numpy as np
 
 from virtuna.engine.creator import CreatorContext
 from virtuna.engine.ml import MLPrediction
 from virtuna.engine.schema import ContentPayload
 from virtuna.ml.features import build_features, draft_row
 from virtuna.ml.registry import RegisteredModel
-from virtuna.ml.tiers import ml_score
+from virtuna.ml.tiers import resonance
 
 
 class TierModelSignal:
@@ -48,24 +49,36 @@ class TierModelSignal:
             sound_original=payload.sound_original,
         )
         features = build_features(con, row)
-        probabilities = self.registered.predict_proba(features)[0]
+        probabilities = self.registered.predict_proba(features)
         history = int(features["prior_posts"].iloc[0])
+        median = np.full(1, np.nan)
         usual = None
         relative = None
         if history:
             median = features["prior_median_log_views"].to_numpy(dtype=float)
             usual = int(self.registered.edges.assign(median)[0])
             if self.relative is not None:
-                relative = [round(float(p), 4) for p in self.relative.predict_proba(features)[0]]
+                relative = self.relative.predict_proba(features)
+        resonates = resonance(
+            probabilities,
+            self.registered.edges,
+            median,
+            relative,
+            self.relative.edges if relative is not None and self.relative else None,
+        )
         return MLPrediction(
-            score=round(float(ml_score(probabilities[None, :])[0]), 2),
-            tier_probabilities=[round(float(p), 4) for p in probabilities],
+            score=round(float(resonates.probability[0]) * 100, 2),
+            tier_probabilities=[round(float(p), 4) for p in probabilities[0]],
             model_id=self.registered.id,
             model_kind=self.registered.kind,
-            relative_tier_probabilities=relative,
+            relative_tier_probabilities=None
+            if relative is None
+            else [round(float(p), 4) for p in relative[0]],
             relative_model_id=self.relative.id if relative is not None and self.relative else None,
             usual_tier=usual,
             history_posts=history,
+            target=str(resonates.target[0]),
+            resonates_at_views=round(float(resonates.views[0]), 1),
         )
 
 

@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from virtuna.store.outcomes import RESONATES_FROM_TIER
+
 TierScheme = Literal["views_quintile", "weighted_engagement", "creator_relative"]
 TIER_SCHEMES: tuple[TierScheme, ...] = ("views_quintile", "weighted_engagement", "creator_relative")
 TIERS = (1, 2, 3, 4, 5)
@@ -84,3 +86,44 @@ def expected_tier(probabilities: np.ndarray) -> np.ndarray:
 def ml_score(probabilities: np.ndarray) -> np.ndarray:
     """0-100 score: probability-weighted tier midpoints (12.5, 35, 55, 72.5, 90)."""
     return np.asarray(probabilities) @ MIDPOINTS
+
+
+# What the served score is a probability of (see README "What the score means").
+BEATS_USUAL = "beats_usual"  # the creator has history: relative tier 4 or 5
+REFERENCE_TIER = "reference_tier"  # no history: absolute tier 4 or 5 of the reference population
+
+
+@dataclass(frozen=True)
+class Resonance:
+    """Per row: the outcome the score predicts, its probability and the views it takes."""
+
+    target: np.ndarray  # BEATS_USUAL or REFERENCE_TIER
+    probability: np.ndarray  # P(tier >= 4) under the target's scheme
+    views: np.ndarray  # the view count from which the post resonates
+
+
+def resonance(
+    absolute: np.ndarray,
+    absolute_edges: TierEdges,
+    prior_median_log_views: np.ndarray,
+    relative: np.ndarray | None = None,
+    relative_edges: TierEdges | None = None,
+) -> Resonance:
+    """What "resonates" means for each row and how likely it is.
+
+    With the creator's earlier posts and a relative model, a post resonates when it reaches the
+    relative tier 4, i.e. views >= (1 + usual) x e^edge - 1 with `usual` the creator's median
+    earlier views; otherwise when it reaches the reference population's tier 4."""
+    usual = np.asarray(prior_median_log_views, dtype=float)
+    p_absolute = np.asarray(absolute)[:, RESONATES_FROM_TIER - 1 :].sum(axis=1)
+    absolute_views = np.full(len(usual), np.expm1(absolute_edges.edges[RESONATES_FROM_TIER - 2]))
+    if relative is None or relative_edges is None:
+        return Resonance(np.full(len(usual), REFERENCE_TIER), p_absolute, absolute_views)
+    has_history = ~np.isnan(usual)
+    p_relative = np.asarray(relative)[:, RESONATES_FROM_TIER - 1 :].sum(axis=1)
+    relative_views = np.expm1(usual + relative_edges.edges[RESONATES_FROM_TIER - 2])
+    return Resonance(
+        np.where(has_history, BEATS_USUAL, REFERENCE_TIER),
+        np.where(has_history, p_relative, p_absolute),
+        np.where(has_history, relative_views, absolute_views),
+    )

@@ -23,7 +23,7 @@ from virtuna.service.auth import CurrentUser, require_admin
 from virtuna.service.errors import BODY_ERRORS, LIMIT_ERRORS, limit_response
 from virtuna.store import connect, run, utcnow
 from virtuna.store.creators import normalize_handle
-from virtuna.store.outcomes import outcome_pairs
+from virtuna.store.outcomes import outcome_frame
 from virtuna.store.users import (
     release_profile_scrape,
     reserve_profile_scrape,
@@ -35,7 +35,6 @@ log = get_logger(__name__)
 
 MIN_OUTCOMES = 10
 N_BINS = 10
-RESONATED_TIER = 4
 JOB_RUN_COLUMNS = (
     "id, job, status, parameters, output_notebook, output_html, error, started_at, "
     "finished_at, duration_ms"
@@ -93,21 +92,23 @@ def costs(request: Request, days: str | None = None) -> dict[str, Any]:
 
 @router.get("/api/admin/calibration-report", dependencies=[Depends(require_admin)])
 def calibration_report(request: Request, days: str | None = None) -> dict[str, Any]:
-    """ECE (10 bins) of served scores against resonated (tier >= 4) for recent outcomes."""
+    """ECE (10 bins) of served scores against whether the post resonated, for recent outcomes,
+    pooled and with the outcome count per signal profile."""
     window = parse_days(days)
     with connect(request.app.state.db_path) as con:
-        pairs = outcome_pairs(con, since=utcnow() - timedelta(days=window))
-    tiered = [(overall, tier) for _, _, overall, tier, _ in pairs if tier is not None]
+        frame = outcome_frame(con, since=utcnow() - timedelta(days=window))
+    known = frame.dropna(subset=["resonated"])
     body: dict[str, Any] = {
         "days": window,
-        "outcomes": len(pairs),
-        "with_tier": len(tiered),
+        "outcomes": len(frame),
+        "with_tier": len(known),
         "min_outcomes": MIN_OUTCOMES,
+        "profiles": {str(k): int(v) for k, v in known["signal_profile"].value_counts().items()},
     }
-    if len(tiered) < MIN_OUTCOMES:
+    if len(known) < MIN_OUTCOMES:
         return {**body, "status": "not enough outcomes", "ece": None, "bins": []}
-    p = np.array([float(overall) / 100.0 for overall, _ in tiered])
-    y = np.array([1.0 if int(tier) >= RESONATED_TIER else 0.0 for _, tier in tiered])
+    p = known["overall_score"].to_numpy(dtype=float) / 100.0
+    y = known["resonated"].to_numpy(dtype=float)
     result = calibration_bins(y, p, n_bins=N_BINS)
     bins = [
         {

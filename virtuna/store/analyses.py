@@ -62,8 +62,8 @@ def save_analysis(
         "ml_model_id, score_weights, factors, suggestions, behavioral_predictions, feature_vector, "
         "rule_contributions, rules_evaluated, warnings, stage_timings, cost_cents, latency_ms, "
         "engine_version, gemini_model, deepseek_model, has_video, is_backtest, source_video_id, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_at, signal_profile, score_target, resonates_at_views) VALUES "
+        f"({', '.join('?' * 44)})",
         [
             result["analysis_id"],
             result["request_id"],
@@ -106,6 +106,9 @@ def save_analysis(
             is_backtest,
             source_video_id,
             created_at or utcnow(),
+            result.get("signal_profile"),
+            result.get("score_target"),
+            result.get("resonates_at_views"),
         ],
     )
 

@@ -8,9 +8,12 @@ from datetime import datetime
 from typing import Annotated
 
 import duckdb
+import pandas as pd
 from pydantic import BaseModel, Field, HttpUrl
 
 from virtuna.store.connection import run, utcnow
+
+RESONATES_FROM_TIER = 4  # the absolute tiers that count as resonating (virtuna.ml.tiers)
 
 
 class OutcomeConflictError(ValueError):
@@ -68,7 +71,8 @@ def record_outcome(
     """Store an outcome for an analysis the user owns; returns the stored row."""
     rows = run(
         con,
-        "SELECT overall_score, user_id FROM analysis_results WHERE id = ? AND deleted_at IS NULL",
+        "SELECT overall_score, user_id, resonates_at_views FROM analysis_results "
+        "WHERE id = ? AND deleted_at IS NULL",
         [report.analysis_id],
     )
     if not rows or (user_id is not None and rows[0][1] != user_id):
@@ -89,6 +93,7 @@ def record_outcome(
         "actual_engagement_rate": report.actual_engagement_rate,
         "actual_score": actual,
         "actual_tier": derived.actual_tier,
+        "resonated": resonated(report.actual_views, rows[0][2], derived.actual_tier),  # type: ignore[arg-type]
         "predicted_score": predicted,
         "delta": None if actual is None else round(actual - predicted, 2),
         "platform": report.platform,
@@ -111,19 +116,33 @@ def record_outcome(
     return row
 
 
-def outcome_pairs(
+def resonated(views: float | None, threshold: float | None, tier: int | None) -> bool | None:
+    """Whether a post reached its analysis's target: views >= the analysis's resonance
+    threshold; for analyses stored before thresholds existed, absolute tier 4 or 5."""
+    if views is not None and threshold is not None:
+        return bool(views >= threshold)
+    if tier is not None and tier > 0:
+        return tier >= RESONATES_FROM_TIER
+    return None
+
+
+def outcome_frame(
     con: duckdb.DuckDBPyConnection,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[tuple[str, float, float, int | None, float | None]]:
-    """(analysis_id, raw score, overall score, actual tier, actual score) of reported posts."""
-    return run(  # type: ignore[return-value]
-        con,
-        "SELECT a.id, coalesce(a.raw_score, a.overall_score), a.overall_score, o.actual_tier, "
-        "o.actual_score FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
+) -> pd.DataFrame:
+    """Reported posts with what was served: analysis_id, signal_profile ('unprofiled' for
+    analyses older than profiles), raw and overall score, resonated (None when unknown), actual
+    score, source and reported_at, oldest first."""
+    return con.execute(
+        "SELECT a.id AS analysis_id, coalesce(a.signal_profile, 'unprofiled') AS signal_profile, "
+        "coalesce(a.raw_score, a.overall_score) AS raw_score, a.overall_score, "
+        "coalesce(o.resonated, CASE WHEN o.actual_tier > 0 THEN o.actual_tier >= $tier END) "
+        "AS resonated, o.actual_score, o.source, o.reported_at "
+        "FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
         "WHERE o.deleted_at IS NULL AND a.deleted_at IS NULL "
         "AND ($since IS NULL OR o.reported_at >= $since) "
         "AND ($until IS NULL OR o.reported_at < $until) ORDER BY o.reported_at, a.id",
-        {"since": since, "until": until},
-    )
+        {"since": since, "until": until, "tier": RESONATES_FROM_TIER},
+    ).df()

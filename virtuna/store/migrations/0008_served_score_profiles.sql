@@ -11,3 +11,5 @@ ALTER TABLE calibration_params ADD COLUMN profile VARCHAR;
 ALTER TABLE calibration_params ADD COLUMN held_out_count INTEGER;
 ALTER TABLE calibration_params ADD COLUMN ece_after_low DOUBLE;
 ALTER TABLE calibration_params ADD COLUMN ece_after_high DOUBLE;
+-- A map fitted before profiles existed was fitted on a mix of profiles: it is not served.
+UPDATE calibration_params SET is_active = FALSE WHERE profile IS NULL;
