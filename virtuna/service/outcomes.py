@@ -38,6 +38,11 @@ def tier_of_score(score: float | None) -> int | None:
     return 1 + sum(score >= edge for edge in TIER_EDGES)
 
 
+def derive_outcome(report: OutcomeReport) -> Derived:
+    """What the store derives for a report (the tier of a reported score), wherever it came from."""
+    return Derived(actual_score=None, actual_tier=tier_of_score(report.actual_score))
+
+
 def encode_cursor(reported_at: datetime, outcome_id: str) -> str:
     """An opaque cursor for the row after which the next page starts."""
     raw = f"{reported_at.isoformat()}|{outcome_id}".encode()
@@ -67,7 +72,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 )
 def report_outcome(report: OutcomeReport, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Store the outcome of one of the caller's analyses."""
-    derived = Derived(actual_score=None, actual_tier=tier_of_score(report.actual_score))
+    derived = derive_outcome(report)
     try:
         with connect(request.app.state.db_path) as con:
             return record_outcome(con, report, user_id=user.id, derived=derived)
