@@ -110,3 +110,19 @@ def test_settings_hides_secrets(
     out = capsys.readouterr().out
     assert "sk-hidden-999" not in out
     assert "GEMINI_API_KEY=**********" in out
+
+
+def test_users_consent_turns_outcome_collection_on_and_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    db = str(tmp_path / "s.duckdb")
+    assert main(["--db", db, "users", "create", "ana"]) == 0
+    assert main(["--db", db, "users", "consent", "ana", "on"]) == 0
+    assert "outcome consent on" in capsys.readouterr().out
+    with connect(db) as con:
+        assert con.execute("SELECT outcome_consent FROM users").fetchall() == [(True,)]
+    assert main(["--db", db, "users", "consent", "ana", "off"]) == 0
+    with connect(db) as con:
+        assert con.execute("SELECT outcome_consent FROM users").fetchall() == [(False,)]
+    assert main(["--db", db, "users", "consent", "nobody", "on"]) == 2
+    assert "no user named 'nobody'" in capsys.readouterr().err

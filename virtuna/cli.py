@@ -122,7 +122,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The bundled data is historical: the jobs run "as of" its newest post / outcome.
     reports_dir = Path(args.reports_dir)
     _run_step("calculate-trends", {"as_of": "latest"}, db, reports_dir)
-    for network_job in ("scrape-trending", "sync-whop", "refresh-competitors"):
+    for network_job in ("scrape-trending", "sync-whop", "refresh-competitors", "collect-outcomes"):
         _run_step(network_job, {}, db, reports_dir)
     _run_step("retrain-ml", {}, db, reports_dir)
     try:
@@ -261,6 +261,20 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_consent(args: argparse.Namespace) -> int:
+    """Record whether a user's posts' outcomes may be collected 48 hours after posting."""
+    from virtuna.store.users import set_outcome_consent
+
+    with connect(_db_path(args)) as con:
+        rows = con.execute("SELECT id FROM users WHERE name = ?", [args.name]).fetchall()
+        if not rows:
+            raise CliError(f"no user named {args.name!r}")
+        set_outcome_consent(con, str(rows[0][0]), args.consent == "on")
+    state = "on: outcomes are collected" if args.consent == "on" else "off: nothing is collected"
+    print(f"user {args.name}: outcome consent {state}")
+    return 0
+
+
 def _parameters(pairs: list[list[str]] | None) -> dict[str, object]:
     """-p key value pairs; values read as YAML (48 -> int, null -> None, [a, b] -> list).
 
@@ -369,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name", help="unique user name")
     create.add_argument("--tier", choices=["free", "starter", "pro"], default="free")
     create.set_defaults(func=cmd_users_create)
+    consent = users_sub.add_parser(
+        "consent", help="let collect-outcomes scrape a user's posts' stats (on) or not (off)"
+    )
+    consent.add_argument("name", help="the user's name")
+    consent.add_argument("consent", choices=["on", "off"])
+    consent.set_defaults(func=cmd_users_consent)
 
     jobs = sub.add_parser("jobs", help="run scheduled jobs by hand")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)

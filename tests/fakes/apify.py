@@ -21,7 +21,7 @@ import re
 import secrets
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,6 +132,9 @@ class FakeApify:
         self.run_inputs: dict[str, Any] = {}
         self.sink: list[RecordedRequest] = []  # POSTs received on sink_url
         self.actor_ids: dict[str, str] = {}  # "user~name" -> Apify's internal actor id
+        # Answers runs as they start: (actor, input) -> (items, status), or None to leave the
+        # run RUNNING (set by `finish_runs_with`).
+        self.responder: Callable[[str, Any], tuple[list[dict[str, Any]], str] | None] | None = None
         self._failures: list[_Injection] = []
         self._delays: list[_Injection] = []
         self._lock = threading.Lock()
@@ -227,6 +230,12 @@ class FakeApify:
             run["exitCode"] = 0 if status == "SUCCEEDED" else 1
             run["stats"]["runTimeSecs"] = 1.0
             return json.loads(json.dumps(run))
+
+    def finish_runs_with(
+        self, responder: Callable[[str, Any], tuple[list[dict[str, Any]], str] | None]
+    ) -> None:
+        """End every run started from now on at once with what responder(actor, input) says."""
+        self.responder = responder
 
     def set_status(self, run_id: str, status: str) -> None:
         """Change a run's status without finishing it (e.g. READY -> RUNNING)."""
@@ -471,6 +480,9 @@ class FakeApify:
             self.webhooks[run["id"]] = hooks
             self.run_inputs[run["id"]] = body
             data = json.loads(json.dumps(run))
+        answer = self.responder(actor, body) if self.responder is not None else None
+        if answer is not None:
+            self.finish_run(run["id"], *answer)  # the run's later GETs show it finished
         return 201, {"data": data}, {"Location": f"/v2/actor-runs/{run['id']}"}
 
     def _items(self, dataset_id: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:

@@ -24,10 +24,11 @@ ORIGINAL_CRONS = {
     "validate-rules": "0 2 * * *",
     "retrain-ml": "0 3 * * 1",
     "calibration-audit": "0 4 1 * *",
+    "collect-outcomes": "30 * * * *",
 }
 
 
-def test_all_seven_jobs_are_scheduled_as_the_original() -> None:
+def test_all_eight_jobs_are_scheduled_as_the_original_plus_outcome_collection() -> None:
     schedule = load_schedule()
     assert {name: job.cron for name, job in schedule.jobs.items()} == ORIGINAL_CRONS
 
@@ -164,8 +165,12 @@ def test_run_due_catches_up_once_not_once_per_missed_slot(
 
 def test_schedule_list_and_crontab(db_path: Path) -> None:
     table = scheduler.schedule_table(db_path=db_path, now=datetime(2026, 11, 29, 1, 0))
-    assert len(table) == 7
+    assert len(table) == 8
     assert {r["job"]: r["next run"] for r in table}["retrain-ml"] == "2026-11-30 03:00"
     lines = scheduler.crontab("virtuna").splitlines()
     assert "CRON_TZ=UTC" in lines
-    assert "0 4 1 * * cd" in lines[-1] and lines[-1].endswith("virtuna jobs run calibration-audit")
+    assert any(
+        "0 4 1 * * cd" in line and line.endswith("virtuna jobs run calibration-audit")
+        for line in lines
+    )
+    assert "30 * * * * cd" in lines[-1] and lines[-1].endswith("virtuna jobs run collect-outcomes")

@@ -53,4 +53,4 @@ def test_a_bad_schedule_file_is_one_line_and_exit_2(
 
 def test_the_shipped_schedule_file_loads() -> None:
     schedule = load_schedule()
-    assert len(schedule.jobs) == 7 and len(schedule.reports) == 3
+    assert len(schedule.jobs) == 8 and len(schedule.reports) == 3

@@ -28,6 +28,7 @@ from virtuna.store.users import (
     release_profile_scrape,
     reserve_profile_scrape,
     set_creator_handle,
+    set_outcome_consent,
 )
 
 router = APIRouter()
@@ -212,35 +213,51 @@ def list_job_runs(request: Request) -> dict[str, Any]:
 )
 def update_profile(
     request: Request,
-    creator_handle: Annotated[str, Body(embed=True, max_length=MAX_HANDLE_INPUT)],
     user: CurrentUser,
-) -> dict[str, str] | JSONResponse:
-    """Save the caller's creator handle and start its (paid) profile scrape in the background.
+    creator_handle: Annotated[str | None, Body(max_length=MAX_HANDLE_INPUT)] = None,
+    outcome_consent: Annotated[bool | None, Body()] = None,
+) -> dict[str, object] | JSONResponse:
+    """Save the caller's creator handle (and start its paid profile scrape in the background)
+    and/or whether their posts' outcomes may be collected 48 h after posting.
 
-    At most PROFILE_SCRAPES_PER_DAY a user per UTC day: the slot is reserved atomically before
-    anything is saved (429 beyond it), and given back if the scrape cannot be started.
+    At most PROFILE_SCRAPES_PER_DAY scrapes a user per UTC day: the slot is reserved atomically
+    before anything is saved (429 beyond it), and given back if the scrape cannot be started.
     """
-    try:
-        clean = normalize_handle(creator_handle)
-    except ValueError as exc:
-        return JSONResponse(
-            {
-                "error": "invalid request",
-                "fields": [{"field": "creator_handle", "message": str(exc)}],
-            },
-            status_code=422,
-        )
+    if creator_handle is None and outcome_consent is None:
+        return _invalid("creator_handle", "send creator_handle, outcome_consent or both")
+    clean = None
+    if creator_handle is not None:
+        try:
+            clean = normalize_handle(creator_handle)
+        except ValueError as exc:
+            return _invalid("creator_handle", str(exc))
     state = request.app.state
-    limit = state.settings.profile_scrapes_per_day
+    answer: dict[str, object] = {"status": "accepted"}
     with connect(state.db_path) as con:
-        day = reserve_profile_scrape(con, user.id, limit=limit)
-        if day is None:
-            return limit_response(user, limit, "daily profile scrape limit reached")
-        set_creator_handle(con, user.id, clean)
-    try:
-        request_profile_scrape_in_background(clean, db_path=state.db_path, settings=state.settings)
-    except BaseException:
-        with connect(state.db_path) as con:
-            release_profile_scrape(con, user.id, day)
-        raise
-    return {"status": "accepted", "creator_handle": clean}
+        if clean is not None:
+            limit = state.settings.profile_scrapes_per_day
+            day = reserve_profile_scrape(con, user.id, limit=limit)
+            if day is None:
+                return limit_response(user, limit, "daily profile scrape limit reached")
+            set_creator_handle(con, user.id, clean)
+            answer["creator_handle"] = clean
+        if outcome_consent is not None:
+            set_outcome_consent(con, user.id, outcome_consent)
+            answer["outcome_consent"] = outcome_consent
+    if clean is not None:
+        try:
+            request_profile_scrape_in_background(
+                clean, db_path=state.db_path, settings=state.settings
+            )
+        except BaseException:
+            with connect(state.db_path) as con:
+                release_profile_scrape(con, user.id, day)
+            raise
+    return answer
+
+
+def _invalid(name: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": "invalid request", "fields": [{"field": name, "message": message}]},
+        status_code=422,
+    )

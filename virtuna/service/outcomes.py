@@ -1,4 +1,5 @@
-"""POST /api/outcomes (report what a post did) and GET /api/outcomes (the caller's, paged)."""
+"""Outcomes: POST /api/outcomes (report what a post did), GET /api/outcomes (the caller's,
+paged), and PATCH /api/analyses/{id} (link an analysis to the video it became)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from virtuna.outcomes.linking import (
+    MAX_URL_LENGTH,
+    LinkConflictError,
+    LinkError,
+    link_analysis,
+)
 from virtuna.service.auth import CurrentUser
 from virtuna.service.errors import BODY_ERRORS, ErrorBody
 from virtuna.store import connect, run
@@ -36,6 +45,11 @@ def tier_of_score(score: float | None) -> int | None:
     if score is None:
         return None
     return 1 + sum(score >= edge for edge in TIER_EDGES)
+
+
+def derive_outcome(report: OutcomeReport) -> Derived:
+    """What the store derives for a report (the tier of a reported score), wherever it came from."""
+    return Derived(actual_score=None, actual_tier=tier_of_score(report.actual_score))
 
 
 def encode_cursor(reported_at: datetime, outcome_id: str) -> str:
@@ -67,7 +81,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 )
 def report_outcome(report: OutcomeReport, request: Request, user: CurrentUser) -> dict[str, Any]:
     """Store the outcome of one of the caller's analyses."""
-    derived = Derived(actual_score=None, actual_tier=tier_of_score(report.actual_score))
+    derived = derive_outcome(report)
     try:
         with connect(request.app.state.db_path) as con:
             return record_outcome(con, report, user_id=user.id, derived=derived)
@@ -104,3 +118,45 @@ def list_outcomes(
         else None
     )
     return {"data": data, "next_cursor": next_cursor, "has_more": has_more}
+
+
+class AnalysisLink(BaseModel):
+    """The body of PATCH /api/analyses/{id}: the posted video's URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    posted_url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="The TikTok video the draft became: https://www.tiktok.com/@handle/video/<id>",
+    )
+
+
+@router.patch(
+    "/api/analyses/{analysis_id}",
+    response_model=None,
+    responses={
+        **BODY_ERRORS,
+        404: {"model": ErrorBody, "description": "No such analysis of the caller's"},
+        409: {"model": ErrorBody, "description": "The analysis is linked to another video"},
+    },
+)
+def link_posted_video(
+    analysis_id: Annotated[str, Path(min_length=1, max_length=64)],
+    link: AnalysisLink,
+    request: Request,
+    user: CurrentUser,
+) -> dict[str, Any] | JSONResponse:
+    """Link one of the caller's analyses to the TikTok video it became (never fetched)."""
+    try:
+        with connect(request.app.state.db_path) as con:
+            return link_analysis(con, analysis_id, user.id, link.posted_url)
+    except LinkError as exc:
+        return JSONResponse(
+            {"error": "invalid request", "fields": [{"field": "posted_url", "message": str(exc)}]},
+            status_code=422,
+        )
+    except AnalysisNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except LinkConflictError as exc:
+        raise HTTPException(409, str(exc)) from exc

@@ -100,6 +100,18 @@ def set_creator_handle(con: duckdb.DuckDBPyConnection, user_id: str, handle: str
     )
 
 
+def set_outcome_consent(con: duckdb.DuckDBPyConnection, user_id: str, consent: bool) -> bool:
+    """Record whether the user's posts' outcomes may be collected; False for an unknown user."""
+    rows = _retry_write_conflicts(
+        lambda: run(
+            con,
+            "UPDATE users SET outcome_consent = ? WHERE id = ? RETURNING id",
+            [consent, user_id],
+        )
+    )
+    return bool(rows)
+
+
 def utc_today(now: datetime | None = None) -> date:
     """Today's UTC date (the usage counters' day)."""
     return (now or utcnow()).date()
