@@ -479,6 +479,7 @@ def summary_lines(
     cost: pd.DataFrame,
     jobs: pd.DataFrame,
     days: int,
+    fits: pd.DataFrame | None = None,
 ) -> list[str]:
     """Five lines saying what to look at."""
     live = scores[scores["kind"] == "live"]
@@ -500,7 +501,9 @@ def summary_lines(
         lines.append(
             "Served-score ECE: "
             + "; ".join(parts)
-            + (f" ({unknown:,} outcomes with no known result left out)." if unknown else ".")
+            + (f" ({unknown:,} outcomes with no known result left out)" if unknown else "")
+            + _active_fits(fits)
+            + "."
         )
     if periods.empty:
         lines.append("ECE over time: no periods to compare.")
@@ -527,6 +530,16 @@ def summary_lines(
         f"in the last {days} days."
     )
     return lines
+
+
+def _active_fits(fits: pd.DataFrame | None) -> str:
+    """The held-out ECE after each active map, as a clause (backtests are served raw)."""
+    if fits is None or fits.empty or not fits["is_active"].any():
+        return ""
+    active = fits[fits["is_active"].astype(bool)]
+    return "; active maps' held-out ECE after: " + ", ".join(
+        f"{r.profile} {r.ece_after:.3f}" for r in active.itertuples()
+    )
 
 
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> Any:
