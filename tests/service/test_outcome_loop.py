@@ -12,7 +12,7 @@ from tests.service.conftest import Service
 from virtuna.ingest.profiles import request_profile_scrape
 from virtuna.jobs.collect_outcomes import collect_outcomes
 from virtuna.store import connect, utcnow
-from virtuna.store.outcomes import outcome_pairs
+from virtuna.store.outcomes import outcome_frame
 from virtuna.store.users import create_user
 
 CAPTION = "Wait for it... the secret to crispy rice every single time #cooking #fyp"
@@ -96,6 +96,9 @@ def test_analyse_post_link_collect_and_audit_end_to_end(service: Service) -> Non
             "SUCCEEDED",
         )
     )
+    # The threshold a tier model would have stored with each analysis (this store has none).
+    with connect(service.db_path) as con:
+        con.execute("UPDATE analysis_results SET resonates_at_views = 50000")
     result = collect_outcomes(
         db_path=service.db_path, settings=service.settings, client=service.client(), poll_s=0
     )
@@ -119,9 +122,9 @@ def test_analyse_post_link_collect_and_audit_end_to_end(service: Service) -> Non
         ages = con.execute(
             "SELECT video_age_hours, scraped_at FROM outcomes WHERE analysis_id = ?", [matched_id]
         ).fetchall()
-        pairs = outcome_pairs(con)
+        seen = outcome_frame(con).set_index("analysis_id")["resonated"].to_dict()
     assert 49.9 < ages[0][0] < 51 and ages[0][1] is not None
-    assert {p[0] for p in pairs} == {by_url_id, matched_id}
+    assert seen == {by_url_id: False, matched_id: True}  # 12,000 and 95,000 views against 50,000
 
     # A second run scrapes nothing and records nothing again.
     runs_before = len(service.apify.runs)
