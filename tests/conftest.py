@@ -56,14 +56,22 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bundled_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store holding all of the bundled real data (built once; copy it before writing)."""
+def bundled_ingest(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """All of the bundled real data ingested once into a fresh store, in data_files order:
+    the store and each file's IngestReport by source_ref (copy the store before writing)."""
     from virtuna.ingest import data_files, ingest_file
 
     path = tmp_path_factory.mktemp("bundled") / "bundled.duckdb"
-    for file, ref in data_files(RAW):
-        ingest_file(file, db_path=path, source_ref=ref)
-    return path
+    reports = {
+        ref: ingest_file(file, db_path=path, source_ref=ref) for file, ref in data_files(RAW)
+    }
+    return path, reports
+
+
+@pytest.fixture(scope="session")
+def bundled_store(bundled_ingest: tuple[Path, dict[str, Any]]) -> Path:
+    """A store holding all of the bundled real data (built once; copy it before writing)."""
+    return bundled_ingest[0]
 
 
 @pytest.fixture

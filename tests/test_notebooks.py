@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from virtuna.notebooks import NOTEBOOK_DIR, execute_notebook, notebook_path, render_html
+from virtuna.notebooks import (
+    NOTEBOOK_DIR,
+    NotebookRun,
+    execute_notebook,
+    notebook_path,
+    render_html,
+)
 
 
 def _outputs_text(notebook: Path) -> str:
@@ -108,17 +116,50 @@ AS_OF_LATEST = {"trends", "calibration_audit", "validate_rules"}
 LIGHTER = {"tier_training": {"kinds": ["residual_boosting"], "splits": ["creator", "stratified"]}}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
-def test_every_notebook_runs_on_a_small_store(name: str, small_store: Path, tmp_path: Path) -> None:
+# Each execution mostly waits on its kernel (a subprocess), so two run at once on two cores.
+PARALLEL = 2
+
+
+def _run_on_small_store(name: str, small_store: Path, workdir: Path) -> NotebookRun:
+    """notebooks/<name> executed on a private copy of the small store."""
     import shutil
 
-    store = tmp_path / "store.duckdb"
+    workdir.mkdir(parents=True)
+    store = workdir / "store.duckdb"
     shutil.copy(small_store, store)
     parameters: dict[str, object] = {"db_path": str(store)}
     if name in AS_OF_LATEST:
         parameters["as_of"] = "latest"
     parameters.update(LIGHTER.get(name, {}))
-    run = execute_notebook(name, tmp_path / "out", parameters, timeout_s=600)
+    return execute_notebook(name, workdir / "out", parameters, timeout_s=600)
+
+
+@pytest.fixture(scope="module")
+def small_store_runs(
+    request: pytest.FixtureRequest, small_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[NotebookRun]]]:
+    """The selected notebooks' executions on the small store, started together (a pool of 2)."""
+    selected = {
+        item.callspec.params["name"]
+        for item in request.session.items
+        if item.originalname == "test_every_notebook_runs_on_a_small_store"
+    }
+    base = tmp_path_factory.mktemp("small-runs")
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        runs = {
+            name: pool.submit(_run_on_small_store, name, small_store, base / name)
+            for name in sorted(selected)
+        }
+        yield runs
+        for run in runs.values():  # a run no test waited for (e.g. after -x) is not started
+            run.cancel()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
+def test_every_notebook_runs_on_a_small_store(
+    name: str, small_store_runs: dict[str, Future[NotebookRun]]
+) -> None:
+    run = small_store_runs[name].result()
     assert run.succeeded, run.error
     assert run.html is not None and run.html.stat().st_size > 0

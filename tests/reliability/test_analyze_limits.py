@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.llm import FakeDeepSeek, FakeGemini
+from tests.reliability._reserve_worker import reserve_many
 from tests.reliability.service_harness import DRAFT, bearer, harness
 from virtuna.store import connect
 from virtuna.store.users import get_usage, release_analysis, reserve_analysis
@@ -54,21 +55,12 @@ def test_a_failed_analysis_gives_its_slot_back(tmp_path: Path) -> None:
         assert get_usage(con, user_id) == 0
 
 
-def _reserve_many(db_path: str, user_id: str, attempts: int, granted: Any) -> None:
-    for _ in range(attempts):
-        with connect(db_path) as con:
-            if reserve_analysis(con, user_id, limit=5) is not None:
-                with granted.get_lock():
-                    granted.value += 1
-
-
 def test_reservations_from_several_processes_never_exceed_the_limit(tmp_path: Path) -> None:
     db_path = str(tmp_path / "shared.duckdb")
     context = multiprocessing.get_context("spawn")
     granted = context.Value("i", 0)
     workers = [
-        context.Process(target=_reserve_many, args=(db_path, "user-1", 4, granted))
-        for _ in range(3)
+        context.Process(target=reserve_many, args=(db_path, "user-1", 4, granted)) for _ in range(3)
     ]
     for worker in workers:
         worker.start()
