@@ -35,7 +35,7 @@ from virtuna.engine.schema import ContentPayload
 from virtuna.log import get_logger, stage
 from virtuna.ml.evaluate import TrainingSet, fit_estimator, load_training_set
 from virtuna.ml.registry import RegisteredModel, active_model_id, load_model
-from virtuna.ml.tiers import Resonance, resonance
+from virtuna.ml.signal import tier_predictions
 from virtuna.store import connect, run, transaction, utcnow
 
 log = get_logger(__name__)
@@ -77,7 +77,7 @@ def run_backtest(
         if limit is not None and len(replay) > limit:
             rng = np.random.default_rng(seed)
             replay = np.sort(rng.choice(replay, size=limit, replace=False))
-        resonates, ml = _twin_predictions(data, np.flatnonzero(~is_held), replay, model, relative)
+        ml = _twin_predictions(data, np.flatnonzero(~is_held), replay, model, relative)
         rows = data.rows.iloc[replay].reset_index(drop=True)
         payloads = [
             ContentPayload(
@@ -100,7 +100,7 @@ def run_backtest(
         outcome = {
             "tier": model.edges.assign(log_views),
             "percentile": percentile,
-            "resonated": views >= resonates.views,
+            "resonated": views >= np.array([p.resonates_at_views for p in ml], dtype=float),
         }
         with connect(db) as con:
             scores = score_payloads(con, payloads, list(rows["posted_at"]), ml)
@@ -123,13 +123,11 @@ def _twin_predictions(
     replay: np.ndarray,
     model: RegisteredModel,
     relative: RegisteredModel | None,
-) -> tuple[Resonance, list[MLPrediction | None]]:
+) -> list[MLPrediction]:
     """The served models' kinds refitted without the replayed rows, and their predictions."""
     features = data.features.iloc[replay]
     twin = fit_estimator(model.kind, model.edges.scheme, data, train, model.edges)  # type: ignore[arg-type]
     absolute = twin.predict_proba(features.loc[:, model.card["features"]])
-    history = features["prior_posts"].to_numpy(dtype=float) > 0
-    usual = np.where(history, features["prior_median_log_views"].to_numpy(dtype=float), np.nan)
     probabilities = None
     if relative is not None:
         relative_twin = fit_estimator(
@@ -140,28 +138,7 @@ def _twin_predictions(
             relative.edges,
         )
         probabilities = relative_twin.predict_proba(features.loc[:, relative.card["features"]])
-    resonates = resonance(
-        absolute, model.edges, usual, probabilities, relative.edges if relative else None
-    )
-    usual_tiers = model.edges.assign(usual)
-    ml: list[MLPrediction | None] = [
-        MLPrediction(
-            score=round(float(resonates.probability[i]) * 100, 2),
-            tier_probabilities=[round(float(p), 4) for p in absolute[i]],
-            model_id=model.id,
-            model_kind=model.kind,
-            relative_tier_probabilities=None
-            if probabilities is None or not history[i]
-            else [round(float(p), 4) for p in probabilities[i]],
-            relative_model_id=relative.id if relative is not None and history[i] else None,
-            usual_tier=int(usual_tiers[i]) if history[i] else None,
-            history_posts=int(features["prior_posts"].iloc[i]),
-            target=str(resonates.target[i]),
-            resonates_at_views=round(float(resonates.views[i]), 1),
-        )
-        for i in range(len(replay))
-    ]
-    return resonates, ml
+    return tier_predictions(features, model, absolute, relative, probabilities)
 
 
 def _store(con, run_id, rows, scores, outcome, model_id) -> int:  # type: ignore[no-untyped-def]

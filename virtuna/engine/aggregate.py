@@ -59,6 +59,7 @@ class Aggregate:
 
     raw_score: float
     overall_score: float
+    target: str  # the outcome the score is a probability of
     signal_profile: str
     is_calibrated: bool
     calibration_version: int | None
@@ -121,6 +122,7 @@ def aggregate(
     return Aggregate(
         raw_score=raw,
         overall_score=overall,
+        target=target,
         signal_profile=profile,
         is_calibrated=platt is not None,
         calibration_version=platt.version if platt else None,

@@ -84,7 +84,7 @@ def score_payloads(
                 "overall_score": combined.overall_score,
                 "raw_score": combined.raw_score,
                 "signal_profile": combined.signal_profile,
-                "score_target": prediction.target if prediction else "reference_tier",
+                "score_target": combined.target,
                 "resonates_at_views": prediction.resonates_at_views if prediction else None,
                 "confidence": combined.confidence,
                 "confidence_label": combined.confidence_label,

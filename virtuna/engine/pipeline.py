@@ -386,7 +386,7 @@ class Engine:
             request_id=request_id,
             overall_score=combined.overall_score,
             raw_score=combined.raw_score,
-            score_target=context.ml.target if context.ml else "reference_tier",
+            score_target=combined.target,
             resonates_at_views=context.ml.resonates_at_views if context.ml else None,
             signal_profile=combined.signal_profile,
             confidence=combined.confidence,

@@ -27,7 +27,7 @@ import pandas as pd
 from virtuna.jobs.calibration_audit import OutcomeWindow, outcome_window
 from virtuna.log import get_logger, stage
 from virtuna.store import connect, run, transaction, utcnow
-from virtuna.store.outcomes import RESONATES_FROM_TIER
+from virtuna.store.outcomes import RESONATED_SQL
 
 log = get_logger(__name__)
 ALPHA = 0.3
@@ -97,12 +97,12 @@ def validate_rules(
         rows = run(
             con,
             "SELECT a.rule_contributions, o.predicted_score, o.actual_score, "
-            "coalesce(o.resonated, CASE WHEN o.actual_tier > 0 THEN o.actual_tier >= ? END) "
+            f"{RESONATED_SQL} "
             "FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
             "WHERE o.deleted_at IS NULL AND o.actual_score IS NOT NULL "
             "AND o.predicted_score IS NOT NULL "
             "AND a.rule_contributions IS NOT NULL AND o.reported_at >= ? AND o.reported_at < ?",
-            [RESONATES_FROM_TIER, window.start, window.end],
+            [window.start, window.end],
         )
         tally: dict[str, list[int]] = {}
         pointed: dict[str, list[int]] = {}

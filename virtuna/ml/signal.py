@@ -8,6 +8,7 @@ from datetime import datetime
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from virtuna.engine.creator import CreatorContext
 from virtuna.engine.ml import MLPrediction
@@ -49,37 +50,63 @@ class TierModelSignal:
             sound_original=payload.sound_original,
         )
         features = build_features(con, row)
-        probabilities = self.registered.predict_proba(features)
-        history = int(features["prior_posts"].iloc[0])
-        median = np.full(1, np.nan)
-        usual = None
-        relative = None
-        if history:
-            median = features["prior_median_log_views"].to_numpy(dtype=float)
-            usual = int(self.registered.edges.assign(median)[0])
-            if self.relative is not None:
-                relative = self.relative.predict_proba(features)
-        resonates = resonance(
-            probabilities,
-            self.registered.edges,
-            median,
+        # The relative tier needs the creator's earlier posts: no model call without them.
+        has_history = bool(features["prior_posts"].iloc[0] > 0)
+        relative = (
+            self.relative.predict_proba(features)
+            if self.relative is not None and has_history
+            else None
+        )
+        (prediction,) = tier_predictions(
+            features,
+            self.registered,
+            self.registered.predict_proba(features),
+            self.relative,
             relative,
-            self.relative.edges if relative is not None and self.relative else None,
         )
-        return MLPrediction(
-            score=round(float(resonates.probability[0]) * 100, 2),
-            tier_probabilities=[round(float(p), 4) for p in probabilities[0]],
-            model_id=self.registered.id,
-            model_kind=self.registered.kind,
+        return prediction
+
+
+def tier_predictions(
+    features: pd.DataFrame,
+    absolute: RegisteredModel,
+    absolute_probabilities: np.ndarray,
+    relative: RegisteredModel | None = None,
+    relative_probabilities: np.ndarray | None = None,
+) -> list[MLPrediction]:
+    """The ML signal of feature rows, from tier probabilities of the registered models (or of
+    twins fitted like them, as the backtest uses); the relative tier only with history."""
+    history = features["prior_posts"].to_numpy(dtype=float) > 0
+    usual = np.where(history, features["prior_median_log_views"].to_numpy(dtype=float), np.nan)
+    if relative is None:
+        relative_probabilities = None
+    resonates = resonance(
+        absolute_probabilities,
+        absolute.edges,
+        usual,
+        relative_probabilities,
+        relative.edges if relative is not None else None,
+    )
+    usual_tiers = absolute.edges.assign(usual)
+    return [
+        MLPrediction(
+            score=round(float(resonates.probability[i]) * 100, 2),
+            tier_probabilities=[round(float(p), 4) for p in absolute_probabilities[i]],
+            model_id=absolute.id,
+            model_kind=absolute.kind,
             relative_tier_probabilities=None
-            if relative is None
-            else [round(float(p), 4) for p in relative[0]],
-            relative_model_id=self.relative.id if relative is not None and self.relative else None,
-            usual_tier=usual,
-            history_posts=history,
-            target=str(resonates.target[0]),
-            resonates_at_views=round(float(resonates.views[0]), 1),
+            if relative_probabilities is None or not history[i]
+            else [round(float(p), 4) for p in relative_probabilities[i]],
+            relative_model_id=relative.id
+            if relative is not None and relative_probabilities is not None and history[i]
+            else None,
+            usual_tier=int(usual_tiers[i]) if history[i] else None,
+            history_posts=int(features["prior_posts"].iloc[i]),
+            target=str(resonates.target[i]),
+            resonates_at_views=round(float(resonates.views[i]), 1),
         )
+        for i in range(len(features))
+    ]
 
 
 class UnavailableSignal:

@@ -14,6 +14,12 @@ from pydantic import BaseModel, Field, HttpUrl
 from virtuna.store.connection import run, utcnow
 
 RESONATES_FROM_TIER = 4  # the absolute tiers that count as resonating (virtuna.ml.tiers)
+# Whether an outcome `o` resonated, as queries read it: recorded, else (outcomes of analyses
+# stored before resonance thresholds) absolute tier 4 or 5; NULL when neither is known.
+RESONATED_SQL = (
+    "coalesce(o.resonated, "
+    f"CASE WHEN o.actual_tier > 0 THEN o.actual_tier >= {RESONATES_FROM_TIER} END)"
+)
 
 
 class OutcomeConflictError(ValueError):
@@ -138,11 +144,10 @@ def outcome_frame(
     return con.execute(
         "SELECT a.id AS analysis_id, coalesce(a.signal_profile, 'unprofiled') AS signal_profile, "
         "coalesce(a.raw_score, a.overall_score) AS raw_score, a.overall_score, "
-        "coalesce(o.resonated, CASE WHEN o.actual_tier > 0 THEN o.actual_tier >= $tier END) "
-        "AS resonated, o.actual_score, o.source, o.reported_at "
+        f"{RESONATED_SQL} AS resonated, o.actual_score, o.source, o.reported_at "
         "FROM outcomes o JOIN analysis_results a ON a.id = o.analysis_id "
         "WHERE o.deleted_at IS NULL AND a.deleted_at IS NULL "
         "AND ($since IS NULL OR o.reported_at >= $since) "
         "AND ($until IS NULL OR o.reported_at < $until) ORDER BY o.reported_at, a.id",
-        {"since": since, "until": until, "tier": RESONATES_FROM_TIER},
+        {"since": since, "until": until},
     ).df()
