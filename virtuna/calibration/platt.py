@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from virtuna.calibration.ece import expected_calibration_error
-from virtuna.store.connection import one, run, transaction, utcnow
+from virtuna.store.connection import mark_changed, one, run, transaction, utcnow
 
 MIN_OUTCOMES = 50
 
@@ -138,4 +138,6 @@ def store_platt(
                 now if activate else None,
             ],
         )
+    if activate:
+        mark_changed(con)
     return int(version)  # type: ignore[call-overload]

@@ -13,6 +13,7 @@ from datetime import datetime
 import duckdb
 
 from virtuna.store.connection import run
+from virtuna.store.online import creator_posts
 
 RECENT_POSTS = 30
 # Used only when the store has no videos with views; same units as measured values.
@@ -92,10 +93,14 @@ def platform_averages(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
 
 
 def creator_context(
-    con: duckdb.DuckDBPyConnection, handle: str | None, as_of: datetime
+    con: duckdb.DuckDBPyConnection,
+    handle: str | None,
+    as_of: datetime,
+    platform: dict[str, float] | None = None,
 ) -> CreatorContext:
-    """The creator's profile and earlier posts as of `as_of`, with platform averages."""
-    platform = platform_averages(con, as_of)
+    """The creator's profile and earlier posts as of `as_of` (read by key from the online
+    tables), with platform averages (computed here unless given)."""
+    platform = platform if platform is not None else platform_averages(con, as_of)
     if not handle:
         return CreatorContext(handle=None, found=False, platform=platform)
     profile = run(
@@ -105,12 +110,12 @@ def creator_context(
     )
     history = run(
         con,
-        "WITH earlier AS (SELECT * FROM scraped_videos WHERE author_handle = $h "
-        "AND posted_at < $t ORDER BY posted_at DESC LIMIT $n) "
+        f"WITH earlier AS (SELECT * FROM ({creator_posts('online', '$h')}) "
+        "WHERE posted_at < $t ORDER BY posted_at DESC, video_id DESC LIMIT $n) "
         "SELECT count(*), median(views), "
         "median((likes + coalesce(comments, 0) + coalesce(shares, 0)) / nullif(views, 0)), "
-        "max(posted_at), arg_max(author_followers, posted_at), arg_max(author_hearts, posted_at), "
-        "arg_max(author_videos, posted_at), arg_max(author_verified, posted_at) FROM earlier",
+        "max(posted_at), arg_max(followers, posted_at), arg_max(hearts, posted_at), "
+        "arg_max(videos, posted_at), arg_max(verified, posted_at) FROM earlier",
         {"h": handle, "t": as_of, "n": RECENT_POSTS},
     )
     count, median_views, engagement, last_post, fans, hearts, videos, verified = history[0]

@@ -14,6 +14,7 @@ a tag. A stage that fails degrades the answer with a warning; only invalid input
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import statistics
 import time
@@ -42,6 +43,7 @@ from virtuna.engine.schema import (
     PredictionResult,
     SuggestionOut,
 )
+from virtuna.engine.snapshot import shared_snapshot
 from virtuna.engine.trends import (
     DEFAULT_MAX_AGE,
     TrendEnrichment,
@@ -50,13 +52,12 @@ from virtuna.engine.trends import (
     score_trends,
 )
 from virtuna.log import bind_request, get_logger, scrub_secrets, stage
-from virtuna.store import connect, utcnow
+from virtuna.store import utcnow
 from virtuna.store.analyses import LLMCallRow, save_analysis, save_llm_calls
 from virtuna.store.trends import snapshot_as_of
 from virtuna.store.writer import StoreWriter
 
 ENGINE_VERSION = "3.0.0"
-RULES_TTL_S = 300.0
 T = TypeVar("T")
 log = get_logger(__name__)
 
@@ -108,11 +109,13 @@ class Engine:
         self.providers = providers or Providers.from_settings(self.settings)
         self.baseline = baseline or load_baseline(baseline_path(self.db_path))
         self._tier_signal = tier_signal
-        # Read-mostly store data, reused across requests: trend tables per snapshot (a new
-        # snapshot gets a new key), the rule library for RULES_TTL_S (validate-rules changes
-        # weights daily).
+        # What predictions read comes from an in-memory copy of the store, shared by the
+        # process's engines; what is derived from it (trend tables per snapshot in force, the
+        # rule library) is kept until the copy is reloaded.
+        self._snapshot = shared_snapshot(self.db_path)
+        self._derived_version = -1
         self._trend_tables: dict[tuple[datetime, int, bool] | None, TrendTables | str] = {}
-        self._rules_cache: tuple[float, list[Rule]] | None = None
+        self._rules_cache: list[Rule] | None = None
         # Results and their LLM calls go through one writer: short batched transactions, so
         # many analyses finishing together do not keep other processes off the store.
         self._writer = StoreWriter(self.db_path, name="analysis-writer")
@@ -238,13 +241,19 @@ class Engine:
     def _read_store(self, payload: ContentPayload, moment: datetime, run: _Run) -> StoreContext:
         """Rules, creator, trends, tier model and Platt parameters, each degrading alone."""
         context = StoreContext()
-        with connect(self.db_path) as con:
+        with contextlib.closing(self._snapshot.cursor()) as con:
+            if self._derived_version != self._snapshot.version:
+                self._derived_version = self._snapshot.version
+                self._trend_tables.clear()
+                self._rules_cache = None
             for name, label, read in (
                 ("rule_loading", "Rule library", lambda: self._cached_rules(con)),
                 (
                     "creator_context",
                     "Creator context",
-                    lambda: creator_context(con, payload.creator_handle, moment),
+                    lambda: creator_context(
+                        con, payload.creator_handle, moment, self._snapshot.platform(moment)
+                    ),
                 ),
                 (
                     "trend_enrichment",
@@ -290,10 +299,9 @@ class Engine:
         return context
 
     def _cached_rules(self, con: Any) -> list[Rule]:
-        now = time.monotonic()
-        if self._rules_cache is None or now - self._rules_cache[0] > RULES_TTL_S:
-            self._rules_cache = (now, load_active_rules(con))
-        return self._rules_cache[1]
+        if self._rules_cache is None:
+            self._rules_cache = load_active_rules(con)
+        return self._rules_cache
 
     def _trends(self, con: Any, payload: ContentPayload, moment: datetime) -> TrendEnrichment:
         found = snapshot_as_of(con, moment)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from virtuna.log import get_logger, stage
-from virtuna.store import connect, one, run, transaction, utcnow
+from virtuna.store import connect, mark_changed, one, run, transaction, utcnow
 
 log = get_logger(__name__)
 
@@ -146,6 +146,7 @@ def write_trend_snapshot(
             )
         run(con, SOUNDS_SQL, params)
         run(con, HASHTAGS_SQL, params)
+    mark_changed(con)
     (videos,) = one(con, f"SELECT count(*) FROM scraped_videos WHERE {_WINDOW}", window_params)
     (sounds,) = one(
         con,

@@ -26,7 +26,7 @@ import pandas as pd
 
 from virtuna.jobs.calibration_audit import OutcomeWindow, outcome_window
 from virtuna.log import get_logger, stage
-from virtuna.store import connect, run, transaction, utcnow
+from virtuna.store import connect, mark_changed, run, transaction, utcnow
 from virtuna.store.outcomes import RESONATED_SQL
 
 log = get_logger(__name__)
@@ -181,6 +181,8 @@ def validate_rules(
                         "verdict": _verdict(smoothed),
                     }
                 )
+        if updated:
+            mark_changed(con)
         current.fields.update(outcomes=len(rows), rules_updated=updated)
     frame = pd.DataFrame(report)
     log.info("validate-rules", outcomes=len(rows), rules_updated=updated)

@@ -18,6 +18,7 @@ Training rows are scraped videos (`training_rows`); a prediction is a draft plus
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -28,12 +29,14 @@ import pandas as pd
 
 from virtuna.engine.rules import MATCHERS, matches_pattern
 from virtuna.hashtags import extract_hashtags
+from virtuna.ml.history import HISTORY_FEATURES, TREND_FEATURES, point_in_time_features
+from virtuna.store.online import AUTHOR_KEY_SQL, SOUND_KEY_SQL, Source, creator_posts
 
-TREND_DAYS = 7
 # The regex rule patterns whose matches become caption features.
 RULE_PATTERNS = tuple(sorted(MATCHERS))
-_CTA = r"(?i)\b(?:follow|share|comment|save|like|subscribe|link in bio|duet|stitch)\b"
-_EMOJI = r"[\U0001F300-\U0001FAFF\u2600-\u27BF]"
+_CTA = re.compile(r"(?i)\b(?:follow|share|comment|save|like|subscribe|link in bio|duet|stitch)\b")
+_EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF]")
+_MENTION = re.compile(r"@\w+")
 
 # The row columns a draft or a scraped video provides to the builder.
 ROW_COLUMNS = (
@@ -48,92 +51,6 @@ ROW_COLUMNS = (
     "author_followers",
 )
 
-_HISTORY_SQL = """
-SELECT d.row_id,
-       count(v.views) AS prior_posts,
-       median(ln(1 + v.views)) AS prior_median_log_views,
-       avg(ln(1 + v.views)) AS prior_mean_log_views,
-       max(ln(1 + v.views)) AS prior_max_log_views,
-       min(ln(1 + v.views)) AS prior_min_log_views,
-       stddev_samp(ln(1 + v.views)) AS prior_std_log_views,
-       quantile_cont(ln(1 + v.views), 0.75) AS prior_p75_log_views,
-       count(v.views) FILTER (WHERE v.posted_at >= d.posted_at - INTERVAL 30 DAY)
-           AS prior_posts_30d,
-       list_avg(list_slice(list(ln(1 + v.views) ORDER BY v.posted_at DESC), 1, 3))
-           AS prior_last3_log_views,
-       median((coalesce(v.likes, 0) + coalesce(v.comments, 0) + coalesce(v.shares, 0))
-              / nullif(v.views, 0)) AS prior_median_engagement,
-       date_diff('second', max(v.posted_at), any_value(d.posted_at)) / 3600.0
-           AS hours_since_last_post
-FROM _rows d
-LEFT JOIN scraped_videos v
-  ON coalesce(v.author_handle, v.author_id) = d.author_key
- AND v.posted_at < d.posted_at
- AND v.views IS NOT NULL
-GROUP BY d.row_id
-"""
-
-# A sound's key: its id, else its title when it is a shared track (a creator's own
-# "original sound" titles say nothing about which sound it is).
-SOUND_KEY_SQL = (
-    "coalesce(sound_id, CASE WHEN NOT coalesce(sound_original, FALSE) "
-    "THEN lower(trim(sound_name)) END)"
-)
-
-# Sound and hashtag use by day; a row sees the days strictly before its own day.
-_SOUND_SQL = f"""
-WITH days AS (
-    SELECT {SOUND_KEY_SQL} AS sound_key,
-           date_trunc('day', posted_at) AS day, count(*) AS n, sum(ln(1 + views)) AS lv
-    FROM scraped_videos WHERE posted_at IS NOT NULL GROUP BY 1, 2)
-SELECT d.row_id,
-       sum(s.n) FILTER (WHERE s.day >= date_trunc('day', d.posted_at) - INTERVAL {TREND_DAYS} DAY)
-           AS sound_uses_7d,
-       sum(s.lv) FILTER (WHERE s.day >= date_trunc('day', d.posted_at) - INTERVAL {TREND_DAYS} DAY)
-           AS sound_log_views_7d,
-       sum(s.n) AS sound_uses_before
-FROM _rows d
-LEFT JOIN days s ON s.sound_key = d.sound_key AND s.day < date_trunc('day', d.posted_at)
-GROUP BY d.row_id
-"""
-
-_HASHTAG_SQL = f"""
-WITH tag_days AS (
-    SELECT tag, date_trunc('day', posted_at) AS day, count(*) AS n
-    FROM (SELECT unnest(hashtags) AS tag, posted_at FROM scraped_videos
-          WHERE posted_at IS NOT NULL)
-    GROUP BY 1, 2),
-row_tags AS (SELECT row_id, posted_at, unnest(hashtags) AS tag FROM _rows),
-per_tag AS (
-    SELECT r.row_id, r.tag, coalesce(sum(t.n), 0) AS uses
-    FROM row_tags r
-    LEFT JOIN tag_days t ON t.tag = r.tag AND t.day < date_trunc('day', r.posted_at)
-     AND t.day >= date_trunc('day', r.posted_at) - INTERVAL {TREND_DAYS} DAY
-    GROUP BY 1, 2)
-SELECT row_id, max(uses) AS hashtag_max_uses_7d, avg(ln(1 + uses)) AS hashtag_mean_log_uses_7d
-FROM per_tag GROUP BY row_id
-"""
-
-HISTORY_FEATURES = (
-    "prior_posts",
-    "prior_median_log_views",
-    "prior_mean_log_views",
-    "prior_max_log_views",
-    "prior_min_log_views",
-    "prior_std_log_views",
-    "prior_p75_log_views",
-    "prior_posts_30d",
-    "prior_last3_log_views",
-    "prior_median_engagement",
-    "hours_since_last_post",
-)
-TREND_FEATURES = (
-    "sound_uses_7d",
-    "sound_log_views_7d",
-    "sound_uses_before",
-    "hashtag_max_uses_7d",
-    "hashtag_mean_log_uses_7d",
-)
 PROFILE_FEATURES = ("log_followers",)
 CAPTION_FEATURES = (
     "caption_length",
@@ -162,50 +79,56 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-def build_features(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFrame:
-    """The FEATURE_NAMES columns for rows (ROW_COLUMNS), in row order, indexed by row_id."""
+def build_features(
+    con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, *, source: Source = "history"
+) -> pd.DataFrame:
+    """The FEATURE_NAMES columns for rows (ROW_COLUMNS), in row order, indexed by row_id.
+
+    `source` says where the point-in-time aggregates read the store: "history" reads every
+    stored video set-based (training: many rows), "online" reads the rows' keys from the
+    online tables (a prediction: its cost does not grow with the store). Both give the same
+    features (`virtuna.ml.history`)."""
     missing = set(ROW_COLUMNS) - set(rows.columns)
     if missing:
         raise ValueError(f"feature rows lack columns {sorted(missing)}")
-    frame = rows.loc[:, list(ROW_COLUMNS)].reset_index(drop=True).copy()
-    frame["hashtags"] = frame["hashtags"].map(lambda v: list(v) if _is_list(v) else [])
-    frame["posted_at"] = pd.to_datetime(frame["posted_at"])
-    con.register("_rows", frame[["row_id", "author_key", "posted_at", "sound_key", "hashtags"]])
-    try:
-        history = con.sql(_HISTORY_SQL).df().set_index("row_id")
-        sounds = con.sql(_SOUND_SQL).df().set_index("row_id")
-        tags = con.sql(_HASHTAG_SQL).df().set_index("row_id")
-    finally:
-        con.unregister("_rows")
-    out = pd.DataFrame(index=pd.Index(frame["row_id"], name="row_id"))
-    out = out.join(history).join(sounds).join(tags)
-    no_history = [f for f in HISTORY_FEATURES if f not in ("prior_posts", "prior_posts_30d")]
-    out.loc[out["prior_posts"] == 0, no_history] = np.nan
-    no_sound = frame["sound_key"].isna().to_numpy()
-    out.loc[no_sound, ["sound_uses_7d", "sound_log_views_7d", "sound_uses_before"]] = np.nan
-    has_sound = ~no_sound
-    out.loc[has_sound, ["sound_uses_7d", "sound_log_views_7d", "sound_uses_before"]] = out.loc[
-        has_sound, ["sound_uses_7d", "sound_log_views_7d", "sound_uses_before"]
-    ].fillna(0)
-    indexed = frame.set_index("row_id")
-    out["log_followers"] = np.log1p(indexed["author_followers"].astype(float))
-    text = indexed["description"].fillna("").astype(str)
-    out["caption_length"] = text.str.len().astype(float)
-    out["hashtag_count"] = indexed["hashtags"].map(len).astype(float)
-    out["mention_count"] = text.str.count(r"@\w+").astype(float)
-    out["has_question"] = text.str.contains("?", regex=False).astype(float)
-    out["has_cta"] = text.str.contains(_CTA, regex=True).astype(float)
-    out["emoji_count"] = text.str.count(_EMOJI).astype(float)
+    posted = pd.to_datetime(rows["posted_at"]).to_numpy(dtype="datetime64[us]")
+    hashtags = [list(v) if _is_list(v) else [] for v in rows["hashtags"]]
+    columns: dict[str, object] = point_in_time_features(
+        con,
+        list(rows["author_key"]),
+        posted,
+        [k if isinstance(k, str) else None for k in rows["sound_key"]],
+        hashtags,
+        source=source,
+    )
+    texts = ["" if not isinstance(t, str) else t for t in rows["description"]]
+    columns["log_followers"] = np.log1p(_floats(rows["author_followers"]))
+    columns["caption_length"] = [float(len(t)) for t in texts]
+    columns["hashtag_count"] = [float(len(tags)) for tags in hashtags]
+    columns["mention_count"] = [float(len(_MENTION.findall(t))) for t in texts]
+    columns["has_question"] = [float("?" in t) for t in texts]
+    columns["has_cta"] = [float(_CTA.search(t) is not None) for t in texts]
+    columns["emoji_count"] = [float(len(_EMOJI.findall(t))) for t in texts]
     for pattern in RULE_PATTERNS:
-        out[f"rule_{pattern}"] = [float(matches_pattern(t, pattern)) for t in text]
-    posted = pd.to_datetime(indexed["posted_at"])
-    out["duration_seconds"] = indexed["duration_seconds"].astype(float)
-    out["hour_utc"] = posted.dt.hour.astype(float)
-    out["weekday"] = posted.dt.day_of_week.astype(float)
-    out["sound_original"] = indexed["sound_original"].astype(float)
-    # Rounded: DuckDB may sum in a different order from run to run, and a last-bit difference
+        columns[f"rule_{pattern}"] = [float(matches_pattern(t, pattern)) for t in texts]
+    columns["duration_seconds"] = _floats(rows["duration_seconds"])
+    hours = posted.astype("datetime64[h]").astype(np.int64)
+    columns["hour_utc"] = (hours % 24).astype(float)
+    columns["weekday"] = ((hours // 24 + 3) % 7).astype(float)  # 1970-01-01 was a Thursday
+    columns["sound_original"] = _floats(rows["sound_original"])
+    out = pd.DataFrame(
+        np.column_stack([np.asarray(columns[name], dtype=float) for name in FEATURE_NAMES]),
+        columns=list(FEATURE_NAMES),
+        index=pd.Index(list(rows["row_id"]), name="row_id"),
+    )
+    # Rounded: sums may run in a different order from run to run, and a last-bit difference
     # would change early stopping and so the model.
-    return out.loc[:, list(FEATURE_NAMES)].astype(float).round(9)
+    return out.round(9)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """A column as floats, missing (None, NA) as NaN."""
+    return np.array([np.nan if v is None or pd.isna(v) else float(v) for v in values])
 
 
 def _is_list(value: Any) -> bool:
@@ -214,12 +137,12 @@ def _is_list(value: Any) -> bool:
 
 _TRAINING_SQL = f"""
 SELECT platform || ':' || platform_video_id AS row_id,
-       coalesce(author_handle, author_id) AS author_key, posted_at, description, hashtags,
+       {AUTHOR_KEY_SQL} AS author_key, posted_at, description, hashtags,
        duration_seconds, {SOUND_KEY_SQL} AS sound_key, sound_original, author_followers,
        source, source_ref, scraped_at, views, likes, comments, shares
 FROM scraped_videos
 WHERE posted_at IS NOT NULL AND views IS NOT NULL AND views >= 0
-  AND coalesce(author_handle, author_id) IS NOT NULL
+  AND {AUTHOR_KEY_SQL} IS NOT NULL
 ORDER BY posted_at, row_id
 """
 
@@ -258,17 +181,19 @@ def draft_row(
     sound_name: str | None = None,
     sound_original: bool | None = None,
 ) -> pd.DataFrame:
-    """One draft as a feature row: the creator's followers from the store now, the sound keyed
-    as a scraped video's would be."""
+    """One draft as a feature row: the creator's followers from the store now (the profile,
+    else the latest earlier post's, read by key), the sound keyed as a scraped video's would
+    be."""
     followers = None
     if creator_handle:
         found = con.execute(
             "SELECT followers FROM creators WHERE handle = ?", [creator_handle]
         ).fetchall()
         latest = con.execute(
-            "SELECT arg_max(author_followers, posted_at) FROM scraped_videos "
-            "WHERE author_handle = ? AND posted_at < ? AND author_followers IS NOT NULL",
-            [creator_handle, posted_at],
+            "SELECT arg_max(followers, posted_at) FROM "
+            f"({creator_posts('online', '$handle')}) "
+            "WHERE posted_at < $t AND followers IS NOT NULL",
+            {"handle": creator_handle, "t": posted_at},
         ).fetchall()
         followers = found[0][0] if found and found[0][0] is not None else None
         if followers is None and latest:

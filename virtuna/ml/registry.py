@@ -28,7 +28,7 @@ import sklearn
 
 from virtuna.ml.features import FEATURE_NAMES, FEATURE_VERSION
 from virtuna.ml.tiers import TierEdges, TierScheme
-from virtuna.store.connection import run, transaction, utcnow
+from virtuna.store.connection import mark_changed, run, transaction, utcnow
 
 
 class ModelMismatchError(RuntimeError):
@@ -155,6 +155,7 @@ def promote(con: duckdb.DuckDBPyConnection, model_id: str, reason: str) -> None:
             "promoted_at = ? WHERE id = ?",
             [reason, utcnow(), model_id],
         )
+    mark_changed(con)
 
 
 def refuse(con: duckdb.DuckDBPyConnection, model_id: str, reason: str) -> None:

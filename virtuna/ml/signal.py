@@ -49,7 +49,7 @@ class TierModelSignal:
             sound_name=payload.sound_name,
             sound_original=payload.sound_original,
         )
-        features = build_features(con, row)
+        features = build_features(con, row, source="online")
         # The relative tier needs the creator's earlier posts: no model call without them.
         has_history = bool(features["prior_posts"].iloc[0] > 0)
         relative = (

@@ -15,6 +15,7 @@ and closes the file many times a second would leave an ingest or a job no gap to
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import time
@@ -72,7 +73,7 @@ def open_connection(
     began = time.time()
     try:
         while True:
-            if target != MEMORY and _earlier_waiter(target, began):
+            if target != MEMORY and earlier_waiter(target, began):
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(
                         f"the store {target} was kept for other waiting processes for "
@@ -112,7 +113,7 @@ def _mark_waiting(target: str, began: float) -> Path:
     return marker
 
 
-def _earlier_waiter(target: str, began: float) -> bool:
+def earlier_waiter(target: str, began: float) -> bool:
     """Whether a live process other than this one has waited for the store since before
     `began` (markers of dead processes are removed)."""
     folder, name = Path(target).parent, Path(target).name + ".waiting."
@@ -146,6 +147,50 @@ def connect(
         yield con
     finally:
         con.close()
+        changed = _changed.pop(id(con), None)
+        if changed is not None:  # committed now: say so again, for readers that looked early
+            _touch(changed)
+
+
+# Connections that changed what predictions read (see mark_changed), by id -> store path.
+_changed: dict[int, Path] = {}
+
+
+def changes_marker(path: Path | str) -> Path:
+    """The file beside the store that changes whenever predictions' inputs change."""
+    return Path(f"{path}.changed")
+
+
+def mark_changed(con: duckdb.DuckDBPyConnection) -> None:
+    """Say that `con` changed what predictions read (videos, creators, trends, rules,
+    calibration maps, models): engines holding a copy of it reload. Marked now and again when
+    a `connect()` block closes the connection, after its commit."""
+    rows = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    if not rows or not rows[0][0]:
+        return  # an in-memory store: nobody else reads it
+    marker = changes_marker(rows[0][0])
+    _changed[id(con)] = marker
+    _touch(marker)
+
+
+def _touch(marker: Path) -> None:
+    # A new value every time (file times can be too coarse to tell two changes apart).
+    with contextlib.suppress(OSError):
+        marker.write_text(f"{time.time_ns()} {os.getpid()} {next(_stamps)}", encoding="utf-8")
+
+
+_stamps = itertools.count()
+
+
+def changed_at(path: Path | str) -> str:
+    """A token that differs after every change of predictions' inputs in the store at `path`
+    ("" if never marked)."""
+    try:
+        return changes_marker(path).read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 def run(

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from virtuna.store.connection import run, utcnow
+from virtuna.store.connection import mark_changed, run, utcnow
 
 # TikTok handles: 2-24 letters, digits, underscores and dots (a leading '@' is dropped).
 _HANDLE = re.compile(r"^[a-z0-9_.]{2,24}$")
@@ -117,6 +117,7 @@ def save_profile(
             "now": now,
         },
     )
+    mark_changed(con)
 
 
 def tracked_handles(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -79,6 +79,14 @@ def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows[-1][0]) if rows else 0
 
 
+def _fill_after(con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Data a migration's new tables derive from stored rows, filled in its transaction."""
+    if version == 10:
+        from virtuna.store.online import refresh_online
+
+        refresh_online(con)
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply the migrations this store lacks, each in its own transaction; return their numbers.
 
@@ -114,6 +122,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
         con.begin()
         try:
             con.execute(migration.sql).fetchall()
+            _fill_after(con, migration.version)
             con.execute(
                 "INSERT INTO schema_version VALUES (?, ?, now()::TIMESTAMP)",
                 [migration.version, migration.name],

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from virtuna.store.connection import one, run, utcnow
+from virtuna.store.connection import mark_changed, one, run, utcnow
+from virtuna.store.online import merge_keys, refresh_online, touched_keys
 
 KEY_COLUMNS = ("platform", "platform_video_id")
 # Every column an ingest writes, in table order (ingested_at/updated_at are set on upsert).
@@ -101,6 +102,13 @@ def upsert_videos(
     now = utcnow()
     con.register("_video_batch", batch)
     try:
+        # The online rows of every key the batch touches, including keys a stored video had
+        # before this batch changed its author, sound or hashtags.
+        stored = (
+            "(SELECT v.* FROM scraped_videos v JOIN _video_batch b "
+            "ON v.platform = b.platform AND v.platform_video_id = b.platform_video_id)"
+        )
+        touched = merge_keys(touched_keys(con, "_video_batch"), touched_keys(con, stored))
         (existing,) = one(
             con,
             "SELECT count(*) FROM _video_batch b JOIN scraped_videos v "
@@ -120,6 +128,8 @@ def upsert_videos(
         run(con, insert, {"now": now})
     finally:
         con.unregister("_video_batch")
+    refresh_online(con, touched)
+    mark_changed(con)
     return UpsertCounts(inserted=batch.num_rows - int(existing), updated=int(existing))
 
 
