@@ -1,4 +1,5 @@
-"""House rules a linter cannot see: the engine logs only through structlog (OBS-05)."""
+"""House rules a linter cannot see: the engine logs only through structlog (OBS-05); imports
+point down (a data source never imports the jobs or the service that use it)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,24 @@ def test_engine_and_jobs_log_through_structlog_only() -> None:
                 if isinstance(node, ast.ImportFrom) and node.module == "logging":
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == [], "use virtuna.log.get_logger instead of the logging module"
+
+
+def _imported(tree: ast.Module) -> list[tuple[str, int]]:
+    """Every module an import statement of the tree names, with its line."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.module, node.lineno))
+    return found
+
+
+def test_data_sources_import_no_job_or_service() -> None:
+    offenders = []
+    for folder in ("ingest", "memberships"):
+        for path in _modules(folder):
+            for module, line in _imported(_parse(path)):
+                if module.startswith(("virtuna.jobs", "virtuna.service")):
+                    offenders.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    assert offenders == [], "jobs and the service use ingest and memberships, not the reverse"

@@ -10,8 +10,8 @@ without LLMs, for notebooks and backtests.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+# Only light imports here: every `import virtuna.<module>` (and `virtuna --help`) runs this file
+# first. The engine, and asyncio itself, are imported by the calls that need them.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ async def apredict(
 
 def predict(content_text: str | None = None, /, **fields: Any) -> PredictionResult:
     """Analyse one draft and wait for the result (works inside Jupyter's running loop too)."""
+    import asyncio
+    import concurrent.futures
+
     coroutine = apredict(content_text, **fields)
     try:
         asyncio.get_running_loop()

@@ -3,38 +3,53 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
-from virtuna.calibration.backtest import run_backtest
-from virtuna.config import PROJECT_ROOT, SettingsError, get_settings, settings_table
-from virtuna.engine.baseline import baseline_path, compute_baseline, save_baseline
-from virtuna.ingest import FORMATS, IngestError, IngestReport, data_files, ingest_file
-from virtuna.jobs.runner import REPORTS_DIR
-from virtuna.jobs.schedule import ScheduleError
-from virtuna.log import configure_logging, init_sentry
-from virtuna.notebooks import ParameterError
-from virtuna.store import StoreLockedError, connect, one, utcnow
-from virtuna.store.schema import StoreSchemaError, applied_version
-from virtuna.store.videos import video_summary
+# Building the parser needs only these constants. Each command imports what it uses (the
+# store, Papermill, scikit-learn, ...), so `virtuna --help` and light commands start fast.
+from virtuna.constants import INGEST_FORMATS, PROJECT_ROOT, REPORTS_DIR
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from virtuna.engine.schema import PredictionResult
+    from virtuna.ingest import IngestReport
 
 DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
+
+# The failures printed as one line (exit status 2), each by the module that defines it. Only a
+# class whose module has been imported can have been raised, so main looks them up among the
+# loaded modules instead of importing every command's dependencies to name them.
+USER_ERRORS = (
+    ("virtuna.config", "SettingsError"),
+    ("virtuna.ingest", "IngestError"),
+    ("virtuna.store.connection", "StoreLockedError"),
+    ("virtuna.store.schema", "StoreSchemaError"),
+    ("virtuna.jobs.schedule", "ScheduleError"),
+    ("virtuna.notebooks", "ParameterError"),
+)
 
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """CliError and every class of USER_ERRORS whose module is loaded."""
+    found: list[type[Exception]] = [CliError]
+    for module_name, name in USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.append(getattr(module, name))
+    return tuple(found)
+
+
 def _db_path(args: argparse.Namespace) -> Path:
+    from virtuna.config import get_settings
+
     return Path(args.db) if args.db else get_settings().virtuna_db_path
 
 
@@ -51,6 +66,9 @@ def _table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
 
 def cmd_init_db(args: argparse.Namespace) -> int:
     """Create the store (or bring it up to the newest schema)."""
+    from virtuna.store import connect
+    from virtuna.store.schema import applied_version
+
     path = _db_path(args)
     with connect(path) as con:
         version = applied_version(con)
@@ -61,6 +79,8 @@ def cmd_init_db(args: argparse.Namespace) -> int:
 def _expand(paths: Sequence[Path]) -> list[tuple[Path, str]]:
     """Files as given (named by their file name) and every data file below a folder (named by
     its path relative to that folder)."""
+    from virtuna.ingest import data_files
+
     files: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
@@ -76,6 +96,10 @@ def _expand(paths: Sequence[Path]) -> list[tuple[Path, str]]:
 
 
 def _ingest_paths(paths: Sequence[Path], fmt: str | None, db: Path) -> list[IngestReport]:
+    from tqdm import tqdm
+
+    from virtuna.ingest import ingest_file
+
     files = _expand(paths)
     total = sum(p.stat().st_size for p, _ in files)
     reports = []
@@ -105,6 +129,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: ingest the bundled real data, run every job's notebook, predict once."""
+    from virtuna.calibration.backtest import run_backtest
+    from virtuna.engine.baseline import baseline_path, compute_baseline, save_baseline
+    from virtuna.store import connect, one, utcnow
+    from virtuna.store.videos import video_summary
+
     db = _db_path(args)
     raw_dir = Path(args.data_dir)
     if not raw_dir.is_dir():
@@ -169,6 +198,8 @@ def _run_step(name: str, parameters: dict[str, object], db: Path, reports_dir: P
 
 def _print_prediction(text: str, handle: str, when: datetime, db: Path) -> None:
     """One prediction as the demo shows it (LLMs only when their keys are set)."""
+    import asyncio
+
     from virtuna.engine.pipeline import Engine
 
     async def run() -> PredictionResult:
@@ -249,6 +280,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     """Create a user and print their API key, the only time it is shown."""
     import duckdb
 
+    from virtuna.store import connect
     from virtuna.store.users import create_user
 
     try:
@@ -263,6 +295,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 def cmd_users_consent(args: argparse.Namespace) -> int:
     """Record whether a user's posts' outcomes may be collected 48 hours after posting."""
+    from virtuna.store import connect
     from virtuna.store.users import set_outcome_consent
 
     with connect(_db_path(args)) as con:
@@ -337,6 +370,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_settings(args: argparse.Namespace) -> int:
     """Show the settings in force (secrets hidden), or the README's table of them."""
+    from virtuna.config import get_settings, settings_table
+
     if args.markdown:
         print(settings_table())
         return 0
@@ -358,7 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "paths", nargs="+", help="files, or folders to ingest every data file below"
     )
-    ingest.add_argument("--format", choices=FORMATS, help="the files' format (default: detect)")
+    ingest.add_argument(
+        "--format", choices=INGEST_FORMATS, help="the files' format (default: detect)"
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     settings = sub.add_parser("settings", help="show the settings in force")
@@ -418,20 +455,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, configure logging and Sentry, run, and turn failures into one line."""
     args = build_parser().parse_args(argv)
+    from virtuna.config import get_settings
+    from virtuna.log import configure_logging, init_sentry
+
     try:
         settings = get_settings()
         configure_logging(settings)
         init_sentry(settings)
         return int(args.func(args))
-    except (
-        CliError,
-        IngestError,
-        SettingsError,
-        StoreLockedError,
-        StoreSchemaError,
-        ScheduleError,
-        ParameterError,
-    ) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         print(f"virtuna: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 

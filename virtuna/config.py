@@ -9,9 +9,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The repository root when installed editable: bundled data lives under PROJECT_ROOT / 'data'.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 class SettingsError(ValueError):
     """A setting has a value the program cannot use; the message names the variable."""

@@ -1,4 +1,9 @@
-"""Structured logging (structlog over stdlib logging), timed stages, and Sentry set-up."""
+"""Structured logging (structlog over stdlib logging), timed stages, and Sentry set-up.
+
+Importing this module loads structlog only: the settings, sentry_sdk and its integrations
+(which import FastAPI) are imported where they are used, so that a module that merely logs,
+and `virtuna --help`, start fast.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-import sentry_sdk
 import structlog
-from sentry_sdk.integrations.fastapi import FastApiIntegration
-from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
-from sentry_sdk.integrations.starlette import StarletteIntegration
 
-from virtuna.config import Settings, get_settings
+if TYPE_CHECKING:
+    from virtuna.config import Settings
 
 __all__ = [
     "FILTERED",
@@ -50,10 +52,6 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 MIN_SECRET_LENGTH = 4
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Stage lines are reported to Sentry explicitly (breadcrumbs, capture_exception); keep the
-# logging integration from turning them into duplicate breadcrumbs or message events.
-ignore_logger(STAGE_LOGGER)
 
 
 # --------------------------------------------------------------------------- scrubbing
@@ -182,6 +180,8 @@ def _active_scrubber() -> Scrubber:
     """The scrubber built by the last configure_logging or init_sentry (else from settings)."""
     global _scrubber
     if _scrubber is None:
+        from virtuna.config import get_settings
+
         _scrubber = Scrubber.from_settings(get_settings())
     return _scrubber
 
@@ -261,6 +261,8 @@ def _shared_processors() -> list[Any]:
 def configure_logging(settings: Settings | None = None, *, stream: TextIO | None = None) -> None:
     """Configure structlog and stdlib logging to write one renderer's lines to stream."""
     global _scrubber
+    from virtuna.config import get_settings
+
     settings = settings if settings is not None else get_settings()
     stream = stream if stream is not None else sys.stderr
     level = getattr(logging, settings.virtuna_log_level)
@@ -393,6 +395,8 @@ class Stage:
 
     def __enter__(self) -> Stage:
         """Bind stage=name, leave a Sentry breadcrumb and start the clock."""
+        import sentry_sdk
+
         self._tokens = structlog.contextvars.bind_contextvars(stage=self.name)
         self._stage_token = _current_stage.set(self)
         sentry_sdk.add_breadcrumb(
@@ -458,6 +462,8 @@ class Stage:
 
     def _complete(self) -> None:
         """Log `stage complete` and leave a closing breadcrumb."""
+        import sentry_sdk
+
         outcome = self._outcome()
         _stage_log.info("stage complete", **outcome)
         sentry_sdk.add_breadcrumb(
@@ -466,6 +472,8 @@ class Stage:
 
     def _fail(self, exc: Exception) -> None:
         """Capture exc in Sentry (tagged with the stage) and log `stage failed`."""
+        import sentry_sdk
+
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         with sentry_sdk.new_scope() as scope:
             scope.set_tag("stage", self.name)
@@ -527,11 +535,21 @@ def add_cost(cents: float) -> None:
 def init_sentry(settings: Settings | None = None, **extra_options: Any) -> bool:
     """Initialise Sentry when SENTRY_DSN is set; return whether it was initialised."""
     global _scrubber
+    from virtuna.config import get_settings
+
     settings = settings if settings is not None else get_settings()
     log = get_logger("virtuna.sentry")
     if settings.sentry_dsn is None or not settings.sentry_dsn.get_secret_value():
         log.debug("sentry off", reason="SENTRY_DSN not set")
         return False
+    import sentry_sdk
+    from sentry_sdk.integrations.fastapi import FastApiIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+    from sentry_sdk.integrations.starlette import StarletteIntegration
+
+    # Stage lines are reported to Sentry explicitly (breadcrumbs, capture_exception); keep the
+    # logging integration from turning them into duplicate breadcrumbs or message events.
+    ignore_logger(STAGE_LOGGER)
     scrubber = Scrubber.from_settings(settings)
     _scrubber = scrubber
     sentry_sdk.init(

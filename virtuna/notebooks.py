@@ -31,7 +31,7 @@ from nbconvert import HTMLExporter
 from papermill.translators import papermill_translators
 from papermill.utils import nb_kernel_name, nb_language
 
-from virtuna.config import PROJECT_ROOT
+from virtuna.constants import PROJECT_ROOT
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 KERNEL = "python3"

@@ -11,7 +11,7 @@ bare membership object (`id`, `product_id`, `user_id`, `plan_id`, `status`, `val
 seconds, ...). Only `Authorization: Bearer <fake.token>` is accepted; anything else gets 401.
 Errors use Whop's shape `{"error": {"status": <code>, "message": ...}}`. Every request is
 recorded in `fake.requests`, including failed and rejected ones. The fake is written
-independently of `virtuna.ingest.whop` so it checks the client's format.
+independently of `virtuna.memberships.whop` so it checks the client's format.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 import pytest
 
-from virtuna.ingest.whop import WhopClient
+from virtuna.memberships.whop import WhopClient
 
 MEMBERSHIPS_PREFIX = "/api/v5/company/memberships/"
 _MEMBERSHIP_PATH = re.compile(r"^/api/v5/company/memberships/([^/]+)/?$")

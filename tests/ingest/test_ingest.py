@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RAW, item_line, make_item
+from virtuna.constants import INGEST_FORMATS
 from virtuna.ingest import (
     IngestError,
     IngestReport,
+    apify_csv,
     collection_of,
     data_files,
     detect_format,
     ingest_file,
 )
+from virtuna.ingest.csv_tables import CSV_FORMATS
 from virtuna.store import connect
 
 BUNDLED = {
@@ -182,6 +185,12 @@ def test_data_files_finds_every_data_file_below_a_folder_named_relative_to_it(
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("", encoding="utf-8")
     assert [ref for _, ref in data_files(tmp_path)] == ["b.csv", "sub/a.jsonl", "sub/deeper/c.json"]
+
+
+def test_the_format_list_names_every_format_the_readers_know() -> None:
+    readers = {"apify", "drawrowfly", apify_csv.NAME, *(fmt.name for fmt in CSV_FORMATS)}
+    assert set(INGEST_FORMATS) == readers
+    assert len(INGEST_FORMATS) == len(readers)
 
 
 def test_unknown_format_and_missing_file_are_clear_errors(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 
 from tests.fakes.whop import MEMBERSHIPS_PREFIX, FakeWhop
 from virtuna.config import load_settings
-from virtuna.ingest.whop import WhopClient, WhopMembership, client_from_settings
 from virtuna.jobs.sync_whop import subscription_status, sync_whop
+from virtuna.memberships.whop import WhopClient, WhopMembership, client_from_settings
 from virtuna.store import connect, run, utcnow
 
 TIERS = {"prod_starter": "starter", "prod_pro": "pro"}

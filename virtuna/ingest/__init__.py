@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from virtuna.constants import INGEST_FORMATS
 from virtuna.ingest import apify_csv
 from virtuna.ingest.batch import MappedBatch
 from virtuna.ingest.csv_tables import CSV_FORMATS, csv_header, map_csv_rows, read_csv_rows
@@ -33,15 +34,6 @@ from virtuna.log import get_logger, stage
 from virtuna.store import connect, transaction
 from virtuna.store.videos import record_rejects, upsert_videos
 
-FORMATS = (
-    "apify",
-    "drawrowfly",
-    apify_csv.NAME,
-    "timeline_csv",
-    "trending_csv",
-    "vn_web_csv",
-    "suggested_csv",
-)
 DATA_SUFFIXES = (".json", ".jsonl", ".csv")
 Progress = Callable[[int], None]
 
@@ -95,7 +87,7 @@ def detect_format(path: Path) -> str:
         if apify_csv.SIGNATURE.issubset(header):
             return apify_csv.NAME
     raise IngestError(
-        f"{path}: cannot tell its format; pass --format, one of: {', '.join(FORMATS)}"
+        f"{path}: cannot tell its format; pass --format, one of: {', '.join(INGEST_FORMATS)}"
     )
 
 
@@ -227,8 +219,8 @@ def ingest_file(
     path = Path(path)
     if not path.is_file():
         raise IngestError(f"{path}: no such file")
-    if fmt is not None and fmt not in FORMATS:
-        raise IngestError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    if fmt is not None and fmt not in INGEST_FORMATS:
+        raise IngestError(f"unknown format {fmt!r}; expected one of: {', '.join(INGEST_FORMATS)}")
     fmt = fmt or detect_format(path)
     ref = source_ref or path.name
     report = IngestReport(path=str(path), source=fmt, source_ref=ref)

@@ -35,6 +35,9 @@ from virtuna.store.scrape_runs import (
 log = get_logger(__name__)
 
 PROFILE_ACTOR_ID = "clockworks~tiktok-profile-scraper"
+# The service's route for Apify's run events (`virtuna.service.webhooks`): every run we start
+# sends its ad-hoc webhook to PUBLIC_BASE_URL + WEBHOOK_PATH.
+WEBHOOK_PATH = "/api/webhooks/apify"
 
 
 @dataclass(frozen=True)

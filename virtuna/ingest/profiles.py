@@ -15,8 +15,13 @@ from pathlib import Path
 
 from virtuna.config import Settings, get_settings
 from virtuna.ingest.apify import ApifyClient, client_from_settings
-from virtuna.ingest.apify_runs import PROFILE_ACTOR_ID, RunIngest, ingest_run, record_apify_run
-from virtuna.jobs.scrape_trending import WEBHOOK_PATH
+from virtuna.ingest.apify_runs import (
+    PROFILE_ACTOR_ID,
+    WEBHOOK_PATH,
+    RunIngest,
+    ingest_run,
+    record_apify_run,
+)
 from virtuna.log import get_logger
 from virtuna.store import connect
 from virtuna.store.creators import normalize_handle, set_scrape_status, track_creator

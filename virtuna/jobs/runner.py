@@ -34,7 +34,8 @@ import duckdb
 import psutil
 import sentry_sdk
 
-from virtuna.config import PROJECT_ROOT, get_settings
+from virtuna.config import get_settings
+from virtuna.constants import REPORTS_DIR
 from virtuna.jobs.schedule import Job, Schedule, load_schedule
 from virtuna.log import get_logger, stage
 from virtuna.notebooks import execute_notebook
@@ -42,7 +43,6 @@ from virtuna.store import connect, run, transaction, utcnow
 
 log = get_logger(__name__)
 
-REPORTS_DIR = PROJECT_ROOT / "reports"
 STATUS_ENV = "VIRTUNA_JOB_STATUS_FILE"
 STATUSES = ("succeeded", "skipped", "failed")
 # After the whole-run timeout the runner still stops the kernel, renders the HTML and waits for

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from croniter import croniter
 
-from virtuna.config import PROJECT_ROOT
+from virtuna.constants import PROJECT_ROOT
 from virtuna.notebooks import ParameterError, check_parameters
 
 SCHEDULE_FILE = PROJECT_ROOT / "schedules" / "jobs.yaml"

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from virtuna.config import PROJECT_ROOT
+from virtuna.constants import PROJECT_ROOT
 from virtuna.jobs.runner import JobRun, due_jobs, last_runs, reconcile, run_job
 from virtuna.jobs.schedule import Schedule, load_schedule
 from virtuna.log import get_logger

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from virtuna.config import Settings, get_settings
 from virtuna.ingest.apify import ApifyClient, client_from_settings
-from virtuna.ingest.apify_runs import RunIngest, ingest_pending_runs, record_apify_run
+from virtuna.ingest.apify_runs import (
+    WEBHOOK_PATH,
+    RunIngest,
+    ingest_pending_runs,
+    record_apify_run,
+)
 from virtuna.log import get_logger, stage
 from virtuna.store import connect, one, utcnow
 
@@ -36,7 +41,6 @@ DEFAULT_HASHTAGS = (
     "motivation",
 )
 STALE_AFTER = timedelta(hours=24)
-WEBHOOK_PATH = "/api/webhooks/apify"
 
 
 @dataclass

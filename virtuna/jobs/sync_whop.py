@@ -1,7 +1,7 @@
 """sync-whop: refresh every Whop-backed subscription from Whop and the users' tiers with it.
 
 For each `user_subscriptions` row with a `whop_membership_id` the job retrieves the membership
-(`virtuna.ingest.whop`, Whop API v5 `GET /api/v5/company/memberships/{id}`) and writes:
+(`virtuna.memberships.whop`, Whop API v5 `GET /api/v5/company/memberships/{id}`) and writes:
 
 - status: Whop's `status` mapped by `subscription_status` (active/trialing -> active,
   past_due -> past_due, expired -> expired, canceled/completed -> cancelled; any other status
@@ -27,8 +27,8 @@ from pathlib import Path
 import duckdb
 
 from virtuna.config import Settings, get_settings
-from virtuna.ingest.whop import WhopClient, WhopMembership, client_from_settings
 from virtuna.log import get_logger, stage
+from virtuna.memberships.whop import WhopClient, WhopMembership, client_from_settings
 from virtuna.store import connect, run, transaction, utcnow
 
 __all__ = ["TIERS", "SyncResult", "subscription_status", "sync_whop"]

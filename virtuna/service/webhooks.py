@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from virtuna.ingest.apify import WEBHOOK_SECRET_HEADER, ApifyError
-from virtuna.ingest.apify_runs import ingest_run, record_apify_run
+from virtuna.ingest.apify_runs import WEBHOOK_PATH, ingest_run, record_apify_run
 from virtuna.log import bind_request, get_logger
 from virtuna.store import connect
 from virtuna.store.scrape_runs import UNKNOWN_STATE, get_scrape_run, record_run, try_claim
@@ -107,7 +107,7 @@ def _record_unknown(db_path: Any, payload: ApifyWebhook, run_id: str, error: str
 
 
 @router.post(
-    "/api/webhooks/apify",
+    WEBHOOK_PATH,
     dependencies=[Depends(check_secret)],
     response_model=None,
     responses={
