@@ -33,6 +33,8 @@ from virtuna.service import create_app
 from virtuna.store import connect
 from virtuna.store.users import create_user
 
+TARGET_GAIN = 30.0  # 50 clients' requests per second against one client's
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -117,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"LLM fakes at {args.latency * 1000:.0f} ms; statuses seen: {statuses}")
     print(f"1 client, {len(one_results)} requests one after another: {one_rate:.2f} req/s")
+    gain = many_rate / one_rate
     print(
         f"{args.clients} clients, {len(many_results)} requests: {many_rate:.2f} req/s "
-        f"({many_rate / one_rate:.1f}x one client)"
+        f"({gain:.1f}x one client; target >= {TARGET_GAIN:g}x)  "
+        f"{'PASS' if gain >= TARGET_GAIN else 'MISS  <-- target missed'}"
     )
     complete = not lost and len(accepted) == len(one_results) + len(many_results)
     print(

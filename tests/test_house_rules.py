@@ -70,3 +70,21 @@ def test_data_sources_import_no_job_or_service() -> None:
                 if module.startswith(("virtuna.jobs", "virtuna.service")):
                     offenders.append(f"{path.relative_to(REPO)}:{line} imports {module}")
     assert offenders == [], "jobs and the service use ingest and memberships, not the reverse"
+
+
+# package folder -> the packages it must never import (the layers above it)
+LAYERS = {
+    "store": ("virtuna.engine", "virtuna.ml", "virtuna.jobs", "virtuna.service", "virtuna.ingest"),
+    "ml": ("virtuna.engine", "virtuna.jobs", "virtuna.service"),
+    "engine": ("virtuna.jobs", "virtuna.service", "virtuna.calibration"),
+}
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    offenders = []
+    for folder, above in LAYERS.items():
+        for path in _modules(folder):
+            for module, line in _imported(_parse(path)):
+                if module.startswith(above):
+                    offenders.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    assert offenders == [], "the engine uses ml and the store; ml uses the store; never the reverse"

@@ -24,15 +24,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from virtuna.engine.rules import (
-    MATCHERS,
     Rule,
     RuleResult,
     load_active_rules,
-    matches_pattern,
     regex_points,
     score_rules,
     semantic_rules,
 )
+from virtuna.patterns import MATCHERS, matches_pattern
 from virtuna.store import connect, run
 
 SEMANTIC_KEYS = ("loop_structure", "emotional_arc", "trending_sound", "trending_audio")

@@ -11,8 +11,6 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_item
-from virtuna.engine.creator import CreatorContext
-from virtuna.engine.ml import NoTierModel, load_tier_signal
 from virtuna.engine.normalize import normalize
 from virtuna.engine.schema import AnalysisInput
 from virtuna.ingest import store_batch
@@ -21,6 +19,7 @@ from virtuna.jobs.retrain_ml import retrain_ml
 from virtuna.ml.evaluate import evaluate, load_training_set, make_folds
 from virtuna.ml.features import FEATURE_NAMES, build_features, draft_row, training_rows
 from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model, models_dir
+from virtuna.ml.signal import NoTierModel, load_tier_signal
 from virtuna.ml.tiers import MIDPOINTS, TierEdges, fit_edges, ml_score, outcome_measure
 from virtuna.ml.train import class_weights
 from virtuna.store import connect
@@ -264,7 +263,7 @@ def test_the_engine_uses_the_active_model_and_refuses_a_mismatched_one(db_path: 
     )
     with connect(db_path) as con:
         signal = load_tier_signal(con)
-        prediction = signal.predict(con, payload, CreatorContext("c3", True), T0 + timedelta(30))
+        prediction = signal.predict(con, payload, T0 + timedelta(30))
         assert prediction is not None and prediction.model_id == model_id
         assert sum(prediction.tier_probabilities) == pytest.approx(1, abs=1e-3)
         tiers = prediction.as_dict()
@@ -278,7 +277,7 @@ def test_the_engine_uses_the_active_model_and_refuses_a_mismatched_one(db_path: 
         )
         assert prediction.resonates_at_views > usual_views  # type: ignore[operator]
         newcomer = normalize(AnalysisInput(content_text="My first post ever #hello"))
-        fresh = signal.predict(con, newcomer, CreatorContext(None, False), T0 + timedelta(30))
+        fresh = signal.predict(con, newcomer, T0 + timedelta(30))
         assert fresh.as_dict()["relative"] is None and fresh.usual_tier is None
         # Without history: the chance to reach tier 4 of the reference population.
         assert fresh.target == "reference_tier"

@@ -29,13 +29,12 @@ import numpy as np
 import pandas as pd
 
 from virtuna.engine.batch import score_payloads
-from virtuna.engine.ml import MLPrediction
 from virtuna.engine.pipeline import ENGINE_VERSION
 from virtuna.engine.schema import ContentPayload
 from virtuna.log import get_logger, stage
 from virtuna.ml.evaluate import TrainingSet, fit_estimator, load_training_set
 from virtuna.ml.registry import RegisteredModel, active_model_id, load_model
-from virtuna.ml.signal import tier_predictions
+from virtuna.ml.signal import MLPrediction, tier_predictions
 from virtuna.store import connect, run, transaction, utcnow
 
 log = get_logger(__name__)

@@ -20,12 +20,11 @@ from pydantic import ValidationError
 
 from virtuna.engine.aggregate import aggregate
 from virtuna.engine.calibrate import active_calibrations
-from virtuna.engine.creator import creator_context
-from virtuna.engine.ml import MLPrediction, load_tier_signal
 from virtuna.engine.normalize import normalize
 from virtuna.engine.rules import load_active_rules, score_rules
 from virtuna.engine.schema import AnalysisInput, ContentPayload, describe_errors
 from virtuna.engine.trends import TrendTables, load_trend_tables, score_trends
+from virtuna.ml.signal import MLPrediction, load_tier_signal
 from virtuna.store import connect, utcnow
 from virtuna.store.trends import snapshot_as_of
 
@@ -134,9 +133,7 @@ def score_batch(
     with connect(db_path) as con:
         tier = load_tier_signal(con)
         predictions = [
-            tier.predict(con, payload, creator_context(con, payload.creator_handle, moment), moment)
-            if tier.unavailable_reason is None
-            else None
+            tier.predict(con, payload, moment) if tier.unavailable_reason is None else None
             for _, payload, moment in valid
         ]
         scored = score_payloads(

@@ -33,7 +33,6 @@ from virtuna.engine.calibrate import PlattParams, active_calibrations
 from virtuna.engine.creator import CreatorContext, creator_context
 from virtuna.engine.llm import LLMCallRecord, LLMReply, Providers
 from virtuna.engine.llm.schemas import DeepSeekReasoning, GeminiAnalysis, RuleEvaluations
-from virtuna.engine.ml import MLPrediction, TierSignal, load_tier_signal
 from virtuna.engine.normalize import normalize
 from virtuna.engine.rules import Rule, RuleResult, load_active_rules, score_rules, semantic_rules
 from virtuna.engine.schema import (
@@ -52,6 +51,7 @@ from virtuna.engine.trends import (
     score_trends,
 )
 from virtuna.log import bind_request, get_logger, scrub_secrets, stage
+from virtuna.ml.signal import MLPrediction, TierSignal, load_tier_signal
 from virtuna.store import utcnow
 from virtuna.store.analyses import LLMCallRow, save_analysis, save_llm_calls
 from virtuna.store.trends import snapshot_as_of
@@ -285,8 +285,7 @@ class Engine:
             try:
                 with ml_stage:
                     signal = self._tier_signal(con)
-                    creator = context.creator or CreatorContext(payload.creator_handle, False)
-                    context.ml = signal.predict(con, payload, creator, moment)
+                    context.ml = signal.predict(con, payload, moment)
                     context.ml_reason = signal.unavailable_reason
             except Exception as exc:
                 run.degrade("ML signal", exc)

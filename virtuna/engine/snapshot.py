@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -127,14 +129,20 @@ class StoreSnapshot:
         return _Copy(mem, stamp, time.monotonic(), newest, platform)  # type: ignore[arg-type]
 
 
-_shared: dict[str, StoreSnapshot] = {}
+# Engines of one store share its copy while any of them lives; the two stores used last stay
+# loaded between engines (`predict()` builds an engine per call), older ones are freed.
+_shared: weakref.WeakValueDictionary[str, StoreSnapshot] = weakref.WeakValueDictionary()
+_recent: deque[StoreSnapshot] = deque(maxlen=2)
 _shared_lock = threading.Lock()
 
 
 def shared_snapshot(db_path: Path | str) -> StoreSnapshot:
-    """The process's snapshot of the store at db_path (engines of one store share it)."""
+    """The process's snapshot of the store at db_path."""
     key = str(Path(db_path).resolve()) if str(db_path) != MEMORY else MEMORY
     with _shared_lock:
-        if key not in _shared:
-            _shared[key] = StoreSnapshot(db_path)
-        return _shared[key]
+        snapshot = _shared.get(key)
+        if snapshot is None:
+            snapshot = _shared[key] = StoreSnapshot(db_path)
+        if snapshot not in _recent:
+            _recent.append(snapshot)
+        return snapshot

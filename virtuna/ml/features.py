@@ -27,9 +27,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from virtuna.engine.rules import MATCHERS, matches_pattern
 from virtuna.hashtags import extract_hashtags
 from virtuna.ml.history import HISTORY_FEATURES, TREND_FEATURES, point_in_time_features
+from virtuna.patterns import MATCHERS, matches_pattern
 from virtuna.store.online import AUTHOR_KEY_SQL, SOUND_KEY_SQL, Source, creator_posts
 
 # The regex rule patterns whose matches become caption features.

@@ -57,7 +57,7 @@ WHERE posted_at IS NOT NULL AND {AUTHOR_KEY_SQL} IS NOT NULL
 """
 _SOUND_DAYS_SQL = f"""
 SELECT {SOUND_KEY_SQL} AS sound_key, date_trunc('day', posted_at) AS day, count(*) AS uses,
-       sum(ln(1 + views)) AS log_views
+       round(sum(ln(1 + views)), 9) AS log_views  -- rounded: sums vary in the last bit
 FROM scraped_videos
 WHERE posted_at IS NOT NULL AND {SOUND_KEY_SQL} IS NOT NULL
 GROUP BY 1, 2

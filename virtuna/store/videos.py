@@ -102,13 +102,13 @@ def upsert_videos(
     now = utcnow()
     con.register("_video_batch", batch)
     try:
-        # The online rows of every key the batch touches, including keys a stored video had
-        # before this batch changed its author, sound or hashtags.
+        # The online rows of every key the batch touches: the keys its videos had before and
+        # have after (a merge can mix old and new values into a key neither row had).
         stored = (
             "(SELECT v.* FROM scraped_videos v JOIN _video_batch b "
             "ON v.platform = b.platform AND v.platform_video_id = b.platform_video_id)"
         )
-        touched = merge_keys(touched_keys(con, "_video_batch"), touched_keys(con, stored))
+        before = touched_keys(con, stored)
         (existing,) = one(
             con,
             "SELECT count(*) FROM _video_batch b JOIN scraped_videos v "
@@ -126,6 +126,7 @@ def upsert_videos(
                 f"updated_at = excluded.updated_at WHERE {changed}"
             )
         run(con, insert, {"now": now})
+        touched = merge_keys(before, touched_keys(con, stored))
     finally:
         con.unregister("_video_batch")
     refresh_online(con, touched)

@@ -1,0 +1,111 @@
+"""The engine's in-memory copy of the store: reloaded when the store's inputs change, kept
+while another process holds the store, and no store connection per analysis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import make_item
+from virtuna.engine.baseline import FALLBACK_BASELINE
+from virtuna.engine.pipeline import Engine
+from virtuna.engine.snapshot import StoreSnapshot
+from virtuna.ingest import store_batch
+from virtuna.ingest.tiktok_items import map_items
+from virtuna.store import connect, run
+from virtuna.store.connection import changes_marker
+
+DRAFT = {"content_text": "Wait for it... the best pasta you will ever make #cooking"}
+
+
+def _ingest(db: Path, *items: dict) -> None:
+    batch = map_items(
+        [json.dumps(i) for i in items], start_position=0, source="apify", source_ref="s.jsonl"
+    )
+    with connect(db) as con:
+        store_batch(con, batch, source="apify", source_ref="s.jsonl")
+
+
+def _creators(snapshot: StoreSnapshot) -> int:
+    cursor = snapshot.cursor()
+    try:
+        return int(run(cursor, "SELECT count(*) FROM online_creators")[0][0])  # type: ignore[arg-type]
+    finally:
+        cursor.close()
+
+
+def test_an_ingest_reloads_the_copy_and_reads_alone_do_not(db_path: Path) -> None:
+    snapshot = StoreSnapshot(db_path)
+    assert _creators(snapshot) == 0
+    loads = snapshot.loads
+    with connect(db_path) as con:
+        run(con, "SELECT count(*) FROM scraped_videos")  # reading changes nothing
+    assert _creators(snapshot) == 0 and snapshot.loads == loads
+    _ingest(db_path, make_item())
+    assert _creators(snapshot) == 1
+    assert snapshot.loads == loads + 1
+
+
+def test_a_busy_store_keeps_the_old_copy_serving(db_path: Path, tmp_path: Path) -> None:
+    snapshot = StoreSnapshot(db_path)
+    assert _creators(snapshot) == 0
+    _ingest(db_path, make_item())  # marks a change the copy has not seen yet
+    ready = tmp_path / "holding"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, pathlib, sys, time\n"
+            f"con = duckdb.connect({str(db_path)!r})\n"
+            f"pathlib.Path({str(ready)!r}).touch()\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        while not ready.exists():
+            assert holder.poll() is None, "the process meant to hold the store exited"
+            time.sleep(0.02)
+        assert _creators(snapshot) == 0  # no wait, no error: the copy loaded earlier
+    finally:
+        holder.communicate(b"")
+    assert _creators(snapshot) == 1  # the store is free again: the change arrives
+
+
+def test_analyses_open_no_store_connection_once_the_copy_is_loaded(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.llm import llm_settings
+
+    settings = llm_settings(None, None, virtuna_db_path=str(db_path))
+    opened: list[str] = []
+    real_connect = duckdb.connect
+
+    def counting(database: str = ":memory:", *args: object, **kwargs: object):
+        if database != ":memory:":
+            opened.append(database)
+        return real_connect(database, *args, **kwargs)
+
+    async def go() -> list[float]:
+        async with Engine(settings, db_path=db_path, baseline=FALLBACK_BASELINE) as engine:
+            await engine.analyze(DRAFT, store=False)  # loads the copy
+            monkeypatch.setattr(duckdb, "connect", counting)
+            results = [await engine.analyze(DRAFT, store=False) for _ in range(5)]
+            return [r.overall_score for r in results]
+
+    scores = asyncio.run(go())
+    assert opened == []
+    assert len(set(scores)) == 1
+
+
+def test_the_change_marker_sits_beside_the_store(db_path: Path) -> None:
+    _ingest(db_path, make_item())
+    assert changes_marker(db_path).exists()
+    assert changes_marker(db_path).parent == db_path.parent
