@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from virtuna.calibration.ece import bootstrap_ece, calibration_bins
 from virtuna.calibration.platt import platt_probability
 from virtuna.engine.calibrate import active_calibrations
-from virtuna.ml.features import FEATURE_NAMES, build_features, draft_row
+from virtuna.ml.features import FEATURE_NAMES, build_features, draft_rows
 from virtuna.store.outcomes import outcome_frame
 
 PSI_BINS = 10
@@ -347,21 +347,23 @@ def live_draft_features(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.D
         "ORDER BY created_at, id",
         [since],
     ).fetchall()
-    rows = []
-    for analysis_id, text, handle, hashtags, posted_at, vector in drafts:
-        duration = json.loads(vector).get("duration_seconds") if vector else None
-        row = draft_row(
-            con,
-            text=text or "",
-            creator_handle=handle,
-            posted_at=posted_at,
-            duration_seconds=duration,
-            hashtags=list(hashtags) if hashtags is not None else None,
-        )
-        rows.append(row.assign(row_id=analysis_id))
-    if not rows:
+    if not drafts:
         return pd.DataFrame(columns=list(FEATURE_NAMES))
-    return build_features(con, pd.concat(rows, ignore_index=True))
+    rows = draft_rows(
+        con,
+        [
+            {
+                "row_id": analysis_id,
+                "text": text or "",
+                "creator_handle": handle,
+                "posted_at": posted_at,
+                "duration_seconds": json.loads(vector).get("duration_seconds") if vector else None,
+                "hashtags": list(hashtags) if hashtags is not None else None,
+            }
+            for analysis_id, text, handle, hashtags, posted_at, vector in drafts
+        ],
+    )
+    return build_features(con, rows, source="online")
 
 
 def drift_features(

@@ -24,7 +24,7 @@ from virtuna.engine.normalize import normalize
 from virtuna.engine.rules import load_active_rules, score_rules
 from virtuna.engine.schema import AnalysisInput, ContentPayload, describe_errors
 from virtuna.engine.trends import TrendTables, load_trend_tables, score_trends
-from virtuna.ml.signal import MLPrediction, load_tier_signal
+from virtuna.ml.signal import MLPrediction, TierModelSignal, load_tier_signal
 from virtuna.store import connect, utcnow
 from virtuna.store.trends import snapshot_as_of
 
@@ -132,13 +132,14 @@ def score_batch(
         valid.append((position, payload, payload.planned_post_time or default_moment))
     with connect(db_path) as con:
         tier = load_tier_signal(con)
-        predictions = [
-            tier.predict(con, payload, moment) if tier.unavailable_reason is None else None
-            for _, payload, moment in valid
-        ]
-        scored = score_payloads(
-            con, [p for _, p, _ in valid], [m for _, _, m in valid], predictions
+        payloads = [payload for _, payload, _ in valid]
+        moments = [moment for _, _, moment in valid]
+        predictions: list[MLPrediction | None] = (
+            list(tier.predict_many(con, payloads, moments))
+            if isinstance(tier, TierModelSignal) and valid
+            else [None] * len(valid)
         )
+        scored = score_payloads(con, payloads, moments, predictions)
     rows: list[dict[str, Any]] = [{"error": errors.get(i)} for i in range(len(frame))]
     for (position, _, _), result in zip(valid, scored, strict=True):
         rows[position] = result

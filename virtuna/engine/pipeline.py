@@ -46,7 +46,6 @@ from virtuna.engine.snapshot import shared_snapshot
 from virtuna.engine.trends import (
     DEFAULT_MAX_AGE,
     TrendEnrichment,
-    TrendTables,
     load_trend_tables,
     score_trends,
 )
@@ -113,9 +112,8 @@ class Engine:
         # process's engines; what is derived from it (trend tables per snapshot in force, the
         # rule library) is kept until the copy is reloaded.
         self._snapshot = shared_snapshot(self.db_path)
+        self._derived: dict[object, Any] = {}
         self._derived_version = -1
-        self._trend_tables: dict[tuple[datetime, int, bool] | None, TrendTables | str] = {}
-        self._rules_cache: list[Rule] | None = None
         # Results and their LLM calls go through one writer: short batched transactions, so
         # many analyses finishing together do not keep other processes off the store.
         self._writer = StoreWriter(self.db_path, name="analysis-writer")
@@ -242,12 +240,12 @@ class Engine:
         """Rules, creator, trends, tier model and Platt parameters, each degrading alone."""
         context = StoreContext()
         with contextlib.closing(self._snapshot.cursor()) as con:
-            if self._derived_version != self._snapshot.version:
-                self._derived_version = self._snapshot.version
-                self._trend_tables.clear()
-                self._rules_cache = None
             for name, label, read in (
-                ("rule_loading", "Rule library", lambda: self._cached_rules(con)),
+                (
+                    "rule_loading",
+                    "Rule library",
+                    lambda: self._memo("rules", load_active_rules, con),
+                ),
                 (
                     "creator_context",
                     "Creator context",
@@ -260,7 +258,11 @@ class Engine:
                     "Trend enrichment",
                     lambda: self._trends(con, payload, moment),
                 ),
-                ("calibration", "Calibration", lambda: active_calibrations(con)),
+                (
+                    "calibration",
+                    "Calibration",
+                    lambda: self._memo("calibrations", active_calibrations, con),
+                ),
             ):
                 with_stage = stage(name)
                 try:
@@ -284,7 +286,7 @@ class Engine:
             ml_stage = stage("ml_signal")
             try:
                 with ml_stage:
-                    signal = self._tier_signal(con)
+                    signal = self._memo("tier_signal", self._tier_signal, con)
                     context.ml = signal.predict(con, payload, moment)
                     context.ml_reason = signal.unavailable_reason
             except Exception as exc:
@@ -297,18 +299,25 @@ class Engine:
             run.warnings.append(f"ML signal unavailable: {context.ml_reason}")
         return context
 
-    def _cached_rules(self, con: Any) -> list[Rule]:
-        if self._rules_cache is None:
-            self._rules_cache = load_active_rules(con)
-        return self._rules_cache
+    def _memo(self, key: object, compute: Callable[[Any], T], con: Any) -> T:
+        """`compute(con)`, kept until the engine's copy of the store is reloaded."""
+        if self._derived_version != self._snapshot.version:
+            self._derived = {}
+            self._derived_version = self._snapshot.version
+        if key not in self._derived:
+            self._derived[key] = compute(con)
+        return self._derived[key]  # type: ignore[no-any-return]
 
     def _trends(self, con: Any, payload: ContentPayload, moment: datetime) -> TrendEnrichment:
-        found = snapshot_as_of(con, moment)
+        # The snapshot in force: the newest one for any moment after it (the usual case, a
+        # draft posted now), else looked up.
+        newest = self._memo("newest_trends", lambda c: snapshot_as_of(c, datetime.max), con)
+        found = newest if newest is not None and moment >= newest[0] else None
+        found = found or snapshot_as_of(con, moment)
         # A snapshot can be fresh for one moment and too old for another: key on both.
         key = None if found is None else (*found, moment - found[0] > DEFAULT_MAX_AGE)
-        if key is None or key not in self._trend_tables:
-            self._trend_tables[key] = load_trend_tables(con, moment)
-        return score_trends(self._trend_tables[key], payload.content_text, payload.hashtags)
+        tables = self._memo(("trends", key), lambda c: load_trend_tables(c, moment), con)
+        return score_trends(tables, payload.content_text, payload.hashtags)
 
     async def _gemini(self, payload: ContentPayload, run: _Run) -> GeminiAnalysis | None:
         reply = await self.providers.gemini.analyze_content(payload, self.baseline)

@@ -19,7 +19,7 @@ Training rows are scraped videos (`training_rows`); a prediction is a draft plus
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -169,6 +169,72 @@ def training_rows(
     return rows
 
 
+_DRAFT_FIELDS = ("sound_id", "sound_name", "sound_original")
+
+# A draft's followers: the creator's profile, else the latest earlier post's (read by key); its
+# sound keyed as a scraped video's would be.
+# A draft's followers: the creator's profile, else the latest earlier post's (read by key); its
+# sound keyed as a scraped video's would be. `{drafts}` is a VALUES list of parameters.
+_DRAFTS_SQL = f"""
+WITH d AS (
+    SELECT * FROM (VALUES {{drafts}})
+    AS v(i, creator_handle, posted_at, sound_id, sound_name, sound_original))
+SELECT d.i, {SOUND_KEY_SQL} AS sound_key, coalesce(c.followers, l.followers) AS followers
+FROM d
+LEFT JOIN creators c ON c.handle = d.creator_handle
+LEFT JOIN (
+    SELECT d.i, arg_max(p.followers, p.posted_at) AS followers
+    FROM d
+    JOIN ({{posts}}) p ON p.author_key = d.creator_handle AND p.posted_at < d.posted_at
+    WHERE p.followers IS NOT NULL
+    GROUP BY d.i) l ON l.i = d.i
+ORDER BY d.i
+"""
+_DRAFT_TYPES = ("INTEGER", "VARCHAR", "TIMESTAMP", "VARCHAR", "VARCHAR", "BOOLEAN")
+
+
+def draft_rows(con: duckdb.DuckDBPyConnection, drafts: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Drafts as feature rows, in one read of the store. Each draft is a dict with `text`,
+    `creator_handle`, `posted_at` and optionally `duration_seconds`, `hashtags`, `sound_id`,
+    `sound_name`, `sound_original`, `row_id` (default "draft-<position>")."""
+    if not drafts:
+        return pd.DataFrame(columns=list(ROW_COLUMNS))
+    values = [
+        (i, d.get("creator_handle"), d["posted_at"], *(d.get(f) for f in _DRAFT_FIELDS))
+        for i, d in enumerate(drafts)
+    ]
+    handles = sorted({v[1] for v in values if isinstance(v[1], str)})
+    width = len(_DRAFT_TYPES)
+    rows_sql = ", ".join(
+        "(" + ", ".join(f"${r * width + c + 1}::{t}" for c, t in enumerate(_DRAFT_TYPES)) + ")"
+        for r in range(len(values))
+    )
+    first_key = len(values) * width + 1
+    keys = ", ".join(f"${first_key + i}" for i in range(len(handles))) or "NULL"
+    found = con.execute(
+        _DRAFTS_SQL.format(drafts=rows_sql, posts=creator_posts("online", keys)),
+        [*(x for v in values for x in v), *handles],
+    ).fetchall()
+    return pd.DataFrame(
+        [
+            {
+                "row_id": d.get("row_id", f"draft-{i}"),
+                "author_key": d.get("creator_handle"),
+                "posted_at": d["posted_at"],
+                "description": d["text"],
+                "hashtags": d["hashtags"]
+                if d.get("hashtags") is not None
+                else extract_hashtags(d["text"]),
+                "duration_seconds": d.get("duration_seconds"),
+                "sound_key": sound_key,
+                "sound_original": d.get("sound_original"),
+                "author_followers": followers,
+            }
+            for d, (i, sound_key, followers) in zip(drafts, found, strict=True)
+        ]
+    )
+
+
 def draft_row(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -181,40 +247,20 @@ def draft_row(
     sound_name: str | None = None,
     sound_original: bool | None = None,
 ) -> pd.DataFrame:
-    """One draft as a feature row: the creator's followers from the store now (the profile,
-    else the latest earlier post's, read by key), the sound keyed as a scraped video's would
-    be."""
-    followers = None
-    if creator_handle:
-        found = con.execute(
-            "SELECT followers FROM creators WHERE handle = ?", [creator_handle]
-        ).fetchall()
-        latest = con.execute(
-            "SELECT arg_max(followers, posted_at) FROM "
-            f"({creator_posts('online', '$handle')}) "
-            "WHERE posted_at < $t AND followers IS NOT NULL",
-            {"handle": creator_handle, "t": posted_at},
-        ).fetchall()
-        followers = found[0][0] if found and found[0][0] is not None else None
-        if followers is None and latest:
-            followers = latest[0][0]
-    (key,) = con.execute(
-        f"SELECT {SOUND_KEY_SQL} FROM (SELECT ?::VARCHAR AS sound_id, ?::VARCHAR AS sound_name, "
-        "?::BOOLEAN AS sound_original)",
-        [sound_id, sound_name, sound_original],
-    ).fetchall()[0]
-    return pd.DataFrame(
+    """One draft as a feature row (see `draft_rows`), with row_id "draft"."""
+    return draft_rows(
+        con,
         [
             {
                 "row_id": "draft",
-                "author_key": creator_handle,
+                "text": text,
+                "creator_handle": creator_handle,
                 "posted_at": posted_at,
-                "description": text,
-                "hashtags": hashtags if hashtags is not None else extract_hashtags(text),
                 "duration_seconds": duration_seconds,
-                "sound_key": key,
+                "hashtags": hashtags,
+                "sound_id": sound_id,
+                "sound_name": sound_name,
                 "sound_original": sound_original,
-                "author_followers": followers,
             }
-        ]
+        ],
     )

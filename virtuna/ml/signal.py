@@ -9,6 +9,7 @@ draft is anything with the fields of `Draft`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from virtuna.ml.features import build_features, draft_row
+from virtuna.ml.features import build_features, draft_rows
 from virtuna.ml.registry import RegisteredModel
 from virtuna.ml.tiers import resonance
 
@@ -153,35 +154,48 @@ class TierModelSignal:
     def predict(
         self, con: duckdb.DuckDBPyConnection, draft: Draft, moment: datetime
     ) -> MLPrediction:
-        """The tier probabilities and score of one draft as of `moment` (its features read
-        the online tables by key)."""
-        row = draft_row(
+        """The tier probabilities and score of one draft as of `moment`."""
+        (prediction,) = self.predict_many(con, [draft], [moment])
+        return prediction
+
+    def predict_many(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        drafts: Sequence[Draft],
+        moments: Sequence[datetime],
+    ) -> list[MLPrediction]:
+        """Predictions of drafts, each as of its moment, in one read of the store (the
+        features read the online tables by key) and one call of each model."""
+        rows = draft_rows(
             con,
-            text=draft.content_text,
-            creator_handle=draft.creator_handle,
-            posted_at=moment,
-            duration_seconds=draft.duration_hint,
-            hashtags=draft.hashtags,
-            sound_id=draft.sound_id,
-            sound_name=draft.sound_name,
-            sound_original=draft.sound_original,
+            [
+                {
+                    "text": d.content_text,
+                    "creator_handle": d.creator_handle,
+                    "posted_at": moment,
+                    "duration_seconds": d.duration_hint,
+                    "hashtags": d.hashtags,
+                    "sound_id": d.sound_id,
+                    "sound_name": d.sound_name,
+                    "sound_original": d.sound_original,
+                }
+                for d, moment in zip(drafts, moments, strict=True)
+            ],
         )
-        features = build_features(con, row, source="online")
+        features = build_features(con, rows, source="online")
         # The relative tier needs the creator's earlier posts: no model call without them.
-        has_history = bool(features["prior_posts"].iloc[0] > 0)
-        relative = (
-            self.relative.predict_proba(features)
-            if self.relative is not None and has_history
-            else None
-        )
-        (prediction,) = tier_predictions(
+        history = features["prior_posts"].to_numpy() > 0
+        relative = None
+        if self.relative is not None and history.any():
+            relative = np.full((len(features), 5), np.nan)
+            relative[history] = self.relative.predict_proba(features[history])
+        return tier_predictions(
             features,
             self.registered,
             self.registered.predict_proba(features),
             self.relative,
             relative,
         )
-        return prediction
 
 
 def tier_predictions(
