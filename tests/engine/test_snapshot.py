@@ -1,5 +1,6 @@
-"""The engine's in-memory copy of the store: reloaded when the store's inputs change, kept
-while another process holds the store, and no store connection per analysis."""
+"""How the engine meets the store: an in-memory copy reloaded when the store's inputs change
+and kept while another process holds the store, no store connection per analysis, results
+committed off the request's path."""
 
 from __future__ import annotations
 
@@ -57,22 +58,8 @@ def test_a_busy_store_keeps_the_old_copy_serving(db_path: Path, tmp_path: Path) 
     snapshot = StoreSnapshot(db_path)
     assert _creators(snapshot) == 0
     _ingest(db_path, make_item())  # marks a change the copy has not seen yet
-    ready = tmp_path / "holding"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, pathlib, sys, time\n"
-            f"con = duckdb.connect({str(db_path)!r})\n"
-            f"pathlib.Path({str(ready)!r}).touch()\n"
-            "sys.stdin.read()\n",
-        ],
-        stdin=subprocess.PIPE,
-    )
+    holder = _hold(db_path, tmp_path / "holding")
     try:
-        while not ready.exists():
-            assert holder.poll() is None, "the process meant to hold the store exited"
-            time.sleep(0.02)
         assert _creators(snapshot) == 0  # no wait, no error: the copy loaded earlier
     finally:
         holder.communicate(b"")
@@ -109,3 +96,49 @@ def test_the_change_marker_sits_beside_the_store(db_path: Path) -> None:
     _ingest(db_path, make_item())
     assert changes_marker(db_path).exists()
     assert changes_marker(db_path).parent == db_path.parent
+
+
+def _hold(db_path: Path, ready: Path) -> subprocess.Popen[bytes]:
+    """Another process holding the store open until its stdin closes."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, pathlib, sys\n"
+            f"con = duckdb.connect({str(db_path)!r})\n"
+            f"pathlib.Path({str(ready)!r}).touch()\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+    )
+    while not ready.exists():
+        assert holder.poll() is None, "the process meant to hold the store exited"
+        time.sleep(0.02)
+    return holder
+
+
+def test_a_result_is_returned_before_its_commit_and_stored_when_the_store_frees(
+    db_path: Path, tmp_path: Path
+) -> None:
+    from tests.fakes.llm import llm_settings
+
+    settings = llm_settings(None, None, virtuna_db_path=str(db_path))
+
+    async def go() -> tuple[bool, bool, str]:
+        async with Engine(settings, db_path=db_path, baseline=FALLBACK_BASELINE) as engine:
+            await engine.analyze(DRAFT, store=False)  # the copy is loaded
+            holder = _hold(db_path, tmp_path / "holding")
+            try:
+                result = await engine.analyze(DRAFT, store=True)
+                early = await engine.stored(result.analysis_id, timeout_s=0.2)
+            finally:
+                holder.communicate(b"")
+            late = await engine.stored(result.analysis_id)
+            return early, late, result.analysis_id
+
+    early, late, analysis_id = asyncio.run(go())
+    assert (early, late) == (False, True)
+    with connect(db_path) as con:
+        assert run(con, "SELECT count(*) FROM analysis_results WHERE id = ?", [analysis_id]) == [
+            (1,)
+        ]

@@ -20,6 +20,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -117,6 +118,7 @@ class Engine:
         # Results and their LLM calls go through one writer: short batched transactions, so
         # many analyses finishing together do not keep other processes off the store.
         self._writer = StoreWriter(self.db_path, name="analysis-writer")
+        self._pending: dict[str, Future[None]] = {}  # analysis id -> its queued write
 
     async def aclose(self) -> None:
         """Store every queued result, then close the providers' HTTP connections."""
@@ -499,16 +501,33 @@ class Engine:
             )
             save_llm_calls(con, calls, request_id=result.request_id, analysis_id=result.analysis_id)
 
+        # Queued, not awaited: the writer commits it within milliseconds, batched with others,
+        # off the request's path. A full queue makes this wait (back-pressure).
         committed = await asyncio.to_thread(self._writer.submit, write)
+        analysis_id = result.analysis_id
+        self._pending[analysis_id] = committed
+
+        def settled(done: Future[None]) -> None:
+            self._pending.pop(analysis_id, None)
+            if done.exception() is not None:
+                log.error(
+                    "analysis not stored", analysis_id=analysis_id, error=str(done.exception())
+                )
+
+        committed.add_done_callback(settled)
+
+    async def stored(self, analysis_id: str, timeout_s: float | None = None) -> bool:
+        """Wait until a result this engine queued is committed: True once it is (or if it was
+        never queued here), False when `timeout_s` passes first (it stays queued and is stored
+        later). Raises the write's error if it failed."""
+        pending = self._pending.get(analysis_id)
+        if pending is None:
+            return True
         try:
-            # Normally committed within milliseconds, so the caller can read it back at once.
-            await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(committed)),
-                self.settings.virtuna_db_lock_timeout_s,
-            )
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), timeout_s)
         except TimeoutError:
-            # Another process holds the store: the writer keeps the result and stores it later.
-            result.warnings.append("The store is busy: this analysis will be stored shortly")
+            return False
+        return True
 
 
 def _feature_vector(

@@ -53,8 +53,9 @@ async def _analyze(
     request: Request, user: User, data: AnalysisInput, day: date
 ) -> PredictionResult:
     """Run the engine for the user; the reserved slot is given back if it fails."""
+    engine = get_engine(request)
     try:
-        return await get_engine(request).analyze(
+        result = await engine.analyze(
             data,
             user_id=user.id,
             request_id=getattr(request.state, "request_id", None),
@@ -63,6 +64,17 @@ async def _analyze(
     except BaseException:  # cancelled requests too: the slot was not used
         await asyncio.shield(asyncio.to_thread(_release, request, user, day))
         raise
+    # A 200 means stored: the client can read the analysis back at once. When another process
+    # holds the store past the lock timeout, the writer keeps it and stores it later.
+    timeout = request.app.state.settings.virtuna_db_lock_timeout_s
+    try:
+        committed = await engine.stored(result.analysis_id, timeout)
+    except Exception as exc:
+        result.warnings.append(f"Store result unavailable: {type(exc).__name__}: {exc}")
+    else:
+        if not committed:
+            result.warnings.append("The store is busy: this analysis will be stored shortly")
+    return result
 
 
 def _sse(event: str, data: object) -> str:
