@@ -376,6 +376,17 @@ _current_stage: contextvars.ContextVar[Stage | None] = contextvars.ContextVar(
 _stage_log = get_logger(STAGE_LOGGER)
 
 
+def _breadcrumb(message: str, data: dict[str, Any]) -> None:
+    """A Sentry breadcrumb of a stage, when Sentry is on (a dozen per analysis otherwise cost
+    a millisecond for nothing)."""
+    import sentry_sdk
+
+    if sentry_sdk.is_initialized():
+        sentry_sdk.add_breadcrumb(
+            category="virtuna.stage", message=message, level="info", data=data
+        )
+
+
 class Stage:
     """A named, timed unit of work: a context manager (sync or async) and a decorator."""
 
@@ -395,13 +406,9 @@ class Stage:
 
     def __enter__(self) -> Stage:
         """Bind stage=name, leave a Sentry breadcrumb and start the clock."""
-        import sentry_sdk
-
         self._tokens = structlog.contextvars.bind_contextvars(stage=self.name)
         self._stage_token = _current_stage.set(self)
-        sentry_sdk.add_breadcrumb(
-            category="virtuna.stage", message=self.name, level="info", data=dict(self.fields)
-        )
+        _breadcrumb(self.name, dict(self.fields))
         self._start = time.perf_counter()
         return self
 
@@ -462,13 +469,9 @@ class Stage:
 
     def _complete(self) -> None:
         """Log `stage complete` and leave a closing breadcrumb."""
-        import sentry_sdk
-
         outcome = self._outcome()
         _stage_log.info("stage complete", **outcome)
-        sentry_sdk.add_breadcrumb(
-            category="virtuna.stage", message=f"{self.name} complete", level="info", data=outcome
-        )
+        _breadcrumb(f"{self.name} complete", outcome)
 
     def _fail(self, exc: Exception) -> None:
         """Capture exc in Sentry (tagged with the stage) and log `stage failed`."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import duckdb
@@ -70,8 +70,8 @@ class RuleContribution:
     weight: float
 
     def as_dict(self) -> dict[str, object]:
-        """Plain values for results and storage."""
-        return asdict(self)
+        """Plain values for results and storage (all fields are scalars: no deep copy)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
