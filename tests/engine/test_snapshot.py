@@ -37,7 +37,7 @@ def _ingest(db: Path, *items: dict) -> None:
 def _creators(snapshot: StoreSnapshot) -> int:
     cursor = snapshot.cursor()
     try:
-        return int(run(cursor, "SELECT count(*) FROM online_creators")[0][0])  # type: ignore[arg-type]
+        return int(run(cursor, "SELECT count(DISTINCT author_key) FROM online_creator_posts")[0][0])  # type: ignore[arg-type]
     finally:
         cursor.close()
 

@@ -17,7 +17,7 @@ from virtuna.store.online import ONLINE_TABLES, refresh_online
 
 
 def _tables(con) -> dict[str, list[tuple]]:
-    return {t: run(con, f"SELECT * FROM {t} ORDER BY 1") for t in ONLINE_TABLES}
+    return {t: run(con, f"SELECT * FROM {t} ORDER BY ALL") for t in ONLINE_TABLES}
 
 
 def _store(con, *items: dict, ref: str = "online.jsonl") -> None:
@@ -53,8 +53,8 @@ def test_every_upsert_keeps_the_online_tables_equal_to_a_rebuild(db_path: Path) 
     with connect(db_path) as con:
         _store(con, _item("1", "ana", 0, 100), _item("2", "ana", 1, 300), _item("3", "bo", 1, 50))
         assert _tables(con) == _rebuilt(con)
-        (posts,) = run(con, "SELECT len(posted_at) FROM online_creators WHERE author_key = 'ana'")
-        assert posts == (2,)
+        posts = run(con, "SELECT count(*) FROM online_creator_posts WHERE author_key = 'ana'")
+        assert posts == [(2,)]
         # A re-scrape moves video 2 to another author and sound, and changes its views: both
         # the old and the new keys are rebuilt.
         moved = _item(
@@ -67,16 +67,18 @@ def test_every_upsert_keeps_the_online_tables_equal_to_a_rebuild(db_path: Path) 
         )
         _store(con, moved, _item("4", "ana", 2, 70), ref="later.jsonl")
         assert _tables(con) == _rebuilt(con)
-        authors = dict(run(con, "SELECT author_key, len(posted_at) FROM online_creators"))
+        authors = dict(
+            run(con, "SELECT author_key, count(*) FROM online_creator_posts GROUP BY ALL")
+        )
         assert authors == {"ana": 2, "bo": 1, "cy": 1}
-        (views,) = run(con, "SELECT views FROM online_creators WHERE author_key = 'cy'")[0]
-        assert views == [900]
+        views = run(con, "SELECT views FROM online_creator_posts WHERE author_key = 'cy'")
+        assert views == [(900,)]
 
 
 def test_the_migration_fills_the_tables_from_stored_videos(bundled_copy: Path) -> None:
     with connect(bundled_copy) as con:
         assert _tables(con) == _rebuilt(con)
-        (creators,) = run(con, "SELECT count(*) FROM online_creators")[0]
+        (creators,) = run(con, "SELECT count(DISTINCT author_key) FROM online_creator_posts")[0]
         (authors,) = run(
             con,
             "SELECT count(DISTINCT coalesce(author_handle, author_id)) FROM scraped_videos "
@@ -132,5 +134,5 @@ def test_a_merged_video_gets_the_key_its_merged_values_make(db_path: Path) -> No
             [json.dumps(filler)], start_position=0, source="apify", source_ref="fill.jsonl"
         )
         store_batch(con, dataclasses.replace(batch, fill_only=True), source="apify", source_ref="f")
-        assert run(con, "SELECT sound_key FROM online_sounds") == [("shared song",)]
+        assert run(con, "SELECT sound_key FROM online_sound_days") == [("shared song",)]
         assert _tables(con) == _rebuilt(con)

@@ -34,9 +34,9 @@ log = get_logger(__name__)
 
 # table -> the key predictions look it up by (indexed), or None for a small table read whole
 SNAPSHOT_TABLES: dict[str, str | None] = {
-    "online_creators": "author_key",
-    "online_sounds": "sound_key",
-    "online_hashtags": "tag",
+    "online_creator_posts": "author_key",
+    "online_sound_days": "sound_key",
+    "online_hashtag_days": "tag",
     "creators": "handle",
     "rule_library": None,
     "calibration_params": None,
@@ -122,7 +122,7 @@ class StoreSnapshot:
                 mem.execute(f"CREATE TABLE {table} AS SELECT * FROM _copied")
                 mem.unregister("_copied")
                 if key is not None:
-                    mem.execute(f"CREATE UNIQUE INDEX {table}_key ON {table} ({key})")
+                    mem.execute(f"CREATE INDEX {table}_key ON {table} ({key})")
             (newest,) = run(con, "SELECT max(posted_at) FROM scraped_videos")[0]
             platform = platform_averages(con, datetime.max)
         self.loads += 1

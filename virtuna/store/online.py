@@ -1,19 +1,21 @@
-"""Online point-in-time inputs: the store's videos grouped by the keys a prediction looks up.
+"""Online point-in-time inputs: what a prediction needs of the store, kept by the keys it
+looks up.
 
 A prediction needs, for ONE draft, the creator's earlier posts and the recent daily use of its
 sound and hashtags. Reading them from `scraped_videos` costs a scan of the whole table, so it
-would grow with the store. These tables hold the same inputs grouped by key, one row per
-creator, sound and hashtag, kept up to date by every upsert of videos (only the keys a batch
-touches are rebuilt), and read by primary key:
+would grow with the store. These tables hold the same inputs, indexed by the key a prediction
+looks up, and every upsert of videos updates only what its batch touches (the batch's own
+posts, the (sound, day) and (hashtag, day) counts of the days its videos fall on), so keeping
+them costs in proportion to the batch, not to the store:
 
-    online_creators   every post of a creator (posted_at and outcomes, as parallel lists)
-    online_sounds     a sound's uses and summed log views per day
-    online_hashtags   a hashtag's uses per day
+    online_creator_posts   one row per post: the creator, the post time and its outcomes
+    online_sound_days      a sound's uses and summed log views per day
+    online_hashtag_days    a hashtag's uses per day
 
 Each relation below has two readings with the same columns: `history` (set-based, over
 `scraped_videos`, for training) and `online` (by key, from these tables). The features
-(`virtuna.ml.features`) and the creator context are defined once over the relation, so both
-paths compute the same numbers; a test checks it on real data.
+(`virtuna.ml.history`) and the creator context are defined once over the relations, so both
+readings give the same numbers; a test checks it on real data.
 """
 
 from __future__ import annotations
@@ -34,136 +36,118 @@ SOUND_KEY_SQL = (
     "coalesce(sound_id, CASE WHEN NOT coalesce(sound_original, FALSE) "
     "THEN lower(trim(sound_name)) END)"
 )
+DAY_SQL = "date_trunc('day', posted_at)"
 
-# One row per post: the columns a creator's history is computed from.
-_POST_COLUMNS = (
-    "video_id",
-    "posted_at",
-    "views",
-    "likes",
-    "comments",
-    "shares",
-    "followers",
-    "hearts",
-    "videos",
-    "verified",
-)
+# `{where}` narrows the videos read (to a batch's keys and days when keeping the tables).
 _CREATOR_POSTS_SQL = f"""
 SELECT {AUTHOR_KEY_SQL} AS author_key, platform_video_id AS video_id, posted_at, views, likes,
        comments, shares, author_followers AS followers, author_hearts AS hearts,
        author_videos AS videos, author_verified AS verified
 FROM scraped_videos
-WHERE posted_at IS NOT NULL AND {AUTHOR_KEY_SQL} IS NOT NULL
+WHERE posted_at IS NOT NULL AND {AUTHOR_KEY_SQL} IS NOT NULL {{where}}
 """
 _SOUND_DAYS_SQL = f"""
-SELECT {SOUND_KEY_SQL} AS sound_key, date_trunc('day', posted_at) AS day, count(*) AS uses,
+SELECT {SOUND_KEY_SQL} AS sound_key, {DAY_SQL} AS day, count(*) AS uses,
        round(sum(ln(1 + views)), 9) AS log_views  -- rounded: sums vary in the last bit
 FROM scraped_videos
-WHERE posted_at IS NOT NULL AND {SOUND_KEY_SQL} IS NOT NULL
+WHERE posted_at IS NOT NULL AND {SOUND_KEY_SQL} IS NOT NULL {{where}}
 GROUP BY 1, 2
 """
-_HASHTAG_DAYS_SQL = """
-SELECT tag, date_trunc('day', posted_at) AS day, count(*) AS uses
-FROM (SELECT unnest(hashtags) AS tag, posted_at FROM scraped_videos WHERE posted_at IS NOT NULL)
+_HASHTAG_DAYS_SQL = f"""
+SELECT tag, day, count(*) AS uses
+FROM (SELECT unnest(hashtags) AS tag, {DAY_SQL} AS day FROM scraped_videos
+      WHERE posted_at IS NOT NULL {{where}})
 GROUP BY 1, 2
 """
 
+# table -> (its key column, the history relation, how a batch's touched rows are named)
+_TABLES = {
+    "online_creator_posts": ("author_key", _CREATOR_POSTS_SQL),
+    "online_sound_days": ("sound_key", _SOUND_DAYS_SQL),
+    "online_hashtag_days": ("tag", _HASHTAG_DAYS_SQL),
+}
+ONLINE_TABLES = tuple(_TABLES)
 
-def _keyed(sql: str, key: str, keys: str | None) -> str:
-    return sql if keys is None else f"SELECT * FROM ({sql}) WHERE {key} IN ({keys})"
+
+def _relation(table: str, source: Source, keys: str | None) -> str:
+    key, history = _TABLES[table]
+    if source == "history":
+        sql = history.format(where="")
+        return sql if keys is None else f"SELECT * FROM ({sql}) WHERE {key} IN ({keys})"
+    return f"SELECT * FROM {table} WHERE {key} IN ({keys})"
 
 
 def creator_posts(source: Source, keys: str | None) -> str:
-    """SQL of the posts (author_key, video_id, posted_at, views, ...) of the creators whose
-    keys `keys` (a one-column query) yields; every creator's with `keys` None (history only)."""
-    if source == "history":
-        return _keyed(_CREATOR_POSTS_SQL, "author_key", keys)
-    columns = ", ".join(f"unnest({c}) AS {c}" for c in _POST_COLUMNS)
-    return f"SELECT author_key, {columns} FROM online_creators WHERE author_key IN ({keys})"
+    """SQL of the posts (author_key, video_id, posted_at, views, ...) of the creators in
+    `keys` (SQL of a value list or a one-column query; None: every creator, history only)."""
+    return _relation("online_creator_posts", source, keys)
 
 
 def sound_days(source: Source, keys: str | None) -> str:
-    """SQL of (sound_key, day, uses, log_views) for the sounds `keys` yields."""
-    if source == "history":
-        return _keyed(_SOUND_DAYS_SQL, "sound_key", keys)
-    return (
-        "SELECT sound_key, unnest(days) AS day, unnest(uses) AS uses, "
-        f"unnest(log_views) AS log_views FROM online_sounds WHERE sound_key IN ({keys})"
-    )
+    """SQL of (sound_key, day, uses, log_views) for the sounds in `keys`."""
+    return _relation("online_sound_days", source, keys)
 
 
 def hashtag_days(source: Source, keys: str | None) -> str:
-    """SQL of (tag, day, uses) for the hashtags `keys` yields."""
-    if source == "history":
-        return _keyed(_HASHTAG_DAYS_SQL, "tag", keys)
-    return (
-        "SELECT tag, unnest(days) AS day, unnest(uses) AS uses "
-        f"FROM online_hashtags WHERE tag IN ({keys})"
-    )
+    """SQL of (tag, day, uses) for the hashtags in `keys`."""
+    return _relation("online_hashtag_days", source, keys)
 
 
-_ORDER = "ORDER BY posted_at, video_id"
-# table -> (key column, the history relation of some keys, how its rows group into lists)
-_REBUILD = {
-    "online_creators": (
-        "author_key",
-        creator_posts,
-        "SELECT author_key, "
-        + ", ".join(f"list({c} {_ORDER}) AS {c}" for c in _POST_COLUMNS)
-        + " FROM ({rows}) GROUP BY author_key",
-    ),
-    "online_sounds": (
-        "sound_key",
-        sound_days,
-        "SELECT sound_key, list(day ORDER BY day) AS days, list(uses ORDER BY day) AS uses, "
-        "list(log_views ORDER BY day) AS log_views FROM ({rows}) GROUP BY sound_key",
-    ),
-    "online_hashtags": (
-        "tag",
-        hashtag_days,
-        "SELECT tag, list(day ORDER BY day) AS days, list(uses ORDER BY day) AS uses "
-        "FROM ({rows}) GROUP BY tag",
-    ),
+# What a batch of videos touches, read from a relation with scraped_videos' columns.
+_TOUCHED_SQL = {
+    "online_creator_posts": "SELECT DISTINCT platform_video_id AS k, NULL::TIMESTAMP AS d FROM {r}",
+    "online_sound_days": f"SELECT DISTINCT {SOUND_KEY_SQL} AS k, {DAY_SQL} AS d FROM {{r}} "
+    "WHERE posted_at IS NOT NULL",
+    "online_hashtag_days": f"SELECT DISTINCT unnest(hashtags) AS k, {DAY_SQL} AS d FROM {{r}} "
+    "WHERE posted_at IS NOT NULL",
 }
-ONLINE_TABLES = tuple(_REBUILD)
+Touched = dict[str, set[tuple[str, object]]]
 
 
-def touched_keys(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, list[str]]:
-    """The creator, sound and hashtag keys of the videos in `relation` (a table or view with
-    scraped_videos' columns), for `refresh_online`."""
-    out: dict[str, list[str]] = {}
-    for table, expression in (
-        ("online_creators", AUTHOR_KEY_SQL),
-        ("online_sounds", SOUND_KEY_SQL),
-        ("online_hashtags", "unnest(hashtags)"),
-    ):
-        rows = run(con, f"SELECT DISTINCT k FROM (SELECT {expression} AS k FROM {relation})")
-        out[table] = [str(r[0]) for r in rows if r[0] is not None]
-    return out
+def touched_keys(con: duckdb.DuckDBPyConnection, relation: str) -> Touched:
+    """What the videos in `relation` (a table or a parenthesised query with scraped_videos'
+    columns) contribute to: their own posts, and their (sound, day) and (hashtag, day) counts."""
+    return {
+        table: {(str(k), d) for k, d in run(con, sql.format(r=relation)) if k is not None}
+        for table, sql in _TOUCHED_SQL.items()
+    }
 
 
-def merge_keys(*groups: dict[str, list[str]]) -> dict[str, list[str]]:
+def merge_keys(*groups: Touched) -> Touched:
     """The union of several `touched_keys` results."""
-    return {t: sorted({k for g in groups for k in g.get(t, [])}) for t in ONLINE_TABLES}
+    return {t: set().union(*(g.get(t, set()) for g in groups)) for t in ONLINE_TABLES}
 
 
-def refresh_online(
-    con: duckdb.DuckDBPyConnection, keys: dict[str, list[str]] | None = None
-) -> None:
-    """Rebuild the online rows of the given keys (per table) from scraped_videos, or every
-    row when `keys` is None. Run it in the transaction that changed the videos."""
-    for table, (key, relation, grouped) in _REBUILD.items():
-        if keys is None:
+def refresh_online(con: duckdb.DuckDBPyConnection, touched: Touched | None = None) -> None:
+    """Recompute the online rows a batch touched (`touched_keys` of its videos before and
+    after the batch) from scraped_videos, or every row when `touched` is None. Run it in the
+    transaction that changed the videos."""
+    for table, (key, history) in _TABLES.items():
+        if touched is None:
             run(con, f"DELETE FROM {table}")
-            run(con, f"INSERT INTO {table} " + grouped.format(rows=relation("history", None)))
+            run(con, f"INSERT INTO {table} {history.format(where='')}")
             continue
-        wanted = keys.get(table, [])
-        if not wanted:
+        pairs = sorted(touched.get(table, set()), key=str)
+        if not pairs:
             continue
-        con.register("_online_keys", pa.table({"k": pa.array(wanted, type=pa.string())}))
+        keys = pa.table(
+            {
+                "k": pa.array([k for k, _ in pairs], type=pa.string()),
+                "d": pa.array([d for _, d in pairs], type=pa.timestamp("us")),
+            }
+        )
+        con.register("_touched", keys)
         try:
-            chosen = "SELECT k FROM _online_keys"
-            run(con, f"DELETE FROM {table} WHERE {key} IN ({chosen})")
-            run(con, f"INSERT INTO {table} " + grouped.format(rows=relation("history", chosen)))
+            if table == "online_creator_posts":
+                ids = "SELECT k FROM _touched"
+                run(con, f"DELETE FROM {table} WHERE video_id IN ({ids})")
+                fresh = history.format(where=f"AND platform_video_id IN ({ids})")
+            else:
+                match = f"({key}, day) IN (SELECT k, d FROM _touched)"
+                run(con, f"DELETE FROM {table} WHERE {match}")
+                # Only the touched days' videos are read, then only the touched pairs kept.
+                days = f"AND {DAY_SQL} IN (SELECT DISTINCT d FROM _touched)"
+                fresh = f"SELECT * FROM ({history.format(where=days)}) WHERE {match}"
+            run(con, f"INSERT INTO {table} {fresh}")
         finally:
-            con.unregister("_online_keys")
+            con.unregister("_touched")

@@ -108,7 +108,6 @@ def upsert_videos(
             "(SELECT v.* FROM scraped_videos v JOIN _video_batch b "
             "ON v.platform = b.platform AND v.platform_video_id = b.platform_video_id)"
         )
-        before = touched_keys(con, stored)
         (existing,) = one(
             con,
             "SELECT count(*) FROM _video_batch b JOIN scraped_videos v "
@@ -120,13 +119,15 @@ def upsert_videos(
         )
         # ON CONFLICT costs a key probe per row even when nothing conflicts; skip it for a batch
         # of new videos (the count above ran in the same transaction, so it cannot go stale).
+        # A batch of new videos stores its rows as they are: their keys are the batch's own.
+        before = touched_keys(con, stored) if existing else {}
         if existing:
             insert += (
                 f" ON CONFLICT (platform, platform_video_id) DO UPDATE SET {updates}, "
                 f"updated_at = excluded.updated_at WHERE {changed}"
             )
         run(con, insert, {"now": now})
-        touched = merge_keys(before, touched_keys(con, stored))
+        touched = merge_keys(before, touched_keys(con, stored if existing else "_video_batch"))
     finally:
         con.unregister("_video_batch")
     refresh_online(con, touched)
