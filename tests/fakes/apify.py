@@ -489,7 +489,7 @@ class FakeApify:
         """GET /v2/datasets/{datasetId}/items: a JSON array page with pagination headers."""
         with self._lock:
             stored = self.datasets.get(dataset_id)
-            items = json.loads(json.dumps(stored)) if stored is not None else None
+            items = list(stored) if stored is not None else None
         if items is None:
             return 404, error_body(404, "Dataset was not found"), {}
         if query.get("format", "json") != "json":
@@ -501,12 +501,14 @@ class FakeApify:
             return 400, error_body(400, "offset and limit must be integers"), {}
         if offset < 0 or (limit is not None and limit < 0):
             return 400, error_body(400, "offset and limit must not be negative"), {}
-        if query.get("clean") in ("true", "1"):
-            items = [
-                {k: v for k, v in item.items() if not k.startswith("#")} for item in items if item
-            ]
+        clean = query.get("clean") in ("true", "1")
+        if clean:
+            items = [item for item in items if item]
         end = len(items) if limit is None else offset + limit
-        page = items[offset:end]
+        # Only the page is copied: copying the whole dataset per page made paging quadratic.
+        page = json.loads(json.dumps(items[offset:end]))
+        if clean:
+            page = [{k: v for k, v in item.items() if not k.startswith("#")} for item in page]
         headers = {
             "X-Apify-Pagination-Offset": str(offset),
             "X-Apify-Pagination-Limit": str(limit if limit is not None else len(items)),
