@@ -43,19 +43,19 @@ _CREATOR_POSTS_SQL = f"""
 SELECT {AUTHOR_KEY_SQL} AS author_key, platform_video_id AS video_id, posted_at, views, likes,
        comments, shares, author_followers AS followers, author_hearts AS hearts,
        author_videos AS videos, author_verified AS verified
-FROM scraped_videos
+FROM {{videos}}
 WHERE posted_at IS NOT NULL AND {AUTHOR_KEY_SQL} IS NOT NULL {{where}}
 """
 _SOUND_DAYS_SQL = f"""
 SELECT {SOUND_KEY_SQL} AS sound_key, {DAY_SQL} AS day, count(*) AS uses,
-       round(sum(ln(1 + views)), 9) AS log_views  -- rounded: sums vary in the last bit
-FROM scraped_videos
+       sum(ln(1 + views)) AS log_views
+FROM {{videos}}
 WHERE posted_at IS NOT NULL AND {SOUND_KEY_SQL} IS NOT NULL {{where}}
 GROUP BY 1, 2
 """
 _HASHTAG_DAYS_SQL = f"""
 SELECT tag, day, count(*) AS uses
-FROM (SELECT unnest(hashtags) AS tag, {DAY_SQL} AS day FROM scraped_videos
+FROM (SELECT unnest(hashtags) AS tag, {DAY_SQL} AS day FROM {{videos}}
       WHERE posted_at IS NOT NULL {{where}})
 GROUP BY 1, 2
 """
@@ -72,7 +72,7 @@ ONLINE_TABLES = tuple(_TABLES)
 def _relation(table: str, source: Source, keys: str | None) -> str:
     key, history = _TABLES[table]
     if source == "history":
-        sql = history.format(where="")
+        sql = history.format(videos="scraped_videos", where="")
         return sql if keys is None else f"SELECT * FROM ({sql}) WHERE {key} IN ({keys})"
     return f"SELECT * FROM {table} WHERE {key} IN ({keys})"
 
@@ -125,7 +125,7 @@ def refresh_online(con: duckdb.DuckDBPyConnection, touched: Touched | None = Non
     for table, (key, history) in _TABLES.items():
         if touched is None:
             run(con, f"DELETE FROM {table}")
-            run(con, f"INSERT INTO {table} {history.format(where='')}")
+            run(con, f"INSERT INTO {table} {history.format(videos='scraped_videos', where='')}")
             continue
         pairs = sorted(touched.get(table, set()), key=str)
         if not pairs:
@@ -141,13 +141,39 @@ def refresh_online(con: duckdb.DuckDBPyConnection, touched: Touched | None = Non
             if table == "online_creator_posts":
                 ids = "SELECT k FROM _touched"
                 run(con, f"DELETE FROM {table} WHERE video_id IN ({ids})")
-                fresh = history.format(where=f"AND platform_video_id IN ({ids})")
+                fresh = history.format(
+                    videos="scraped_videos", where=f"AND platform_video_id IN ({ids})"
+                )
             else:
                 match = f"({key}, day) IN (SELECT k, d FROM _touched)"
                 run(con, f"DELETE FROM {table} WHERE {match}")
                 # Only the touched days' videos are read, then only the touched pairs kept.
                 days = f"AND {DAY_SQL} IN (SELECT DISTINCT d FROM _touched)"
-                fresh = f"SELECT * FROM ({history.format(where=days)}) WHERE {match}"
+                fresh = history.format(videos="scraped_videos", where=days)
+                fresh = f"SELECT * FROM ({fresh}) WHERE {match}"
             run(con, f"INSERT INTO {table} {fresh}")
         finally:
             con.unregister("_touched")
+
+
+# Adding new videos' counts to what is kept (NULL: no views known on either side).
+_ADD = {
+    "online_creator_posts": "",
+    "online_sound_days": (
+        "ON CONFLICT (sound_key, day) DO UPDATE SET uses = online_sound_days.uses + "
+        "excluded.uses, log_views = CASE WHEN online_sound_days.log_views IS NULL THEN "
+        "excluded.log_views WHEN excluded.log_views IS NULL THEN online_sound_days.log_views "
+        "ELSE online_sound_days.log_views + excluded.log_views END"
+    ),
+    "online_hashtag_days": (
+        "ON CONFLICT (tag, day) DO UPDATE SET uses = online_hashtag_days.uses + excluded.uses"
+    ),
+}
+
+
+def add_new_videos(con: duckdb.DuckDBPyConnection, relation: str) -> None:
+    """Add videos that were not stored before (a table or view with scraped_videos' columns)
+    to the online tables: their posts, and their uses added to the days' counts. The same
+    numbers as recounting, without reading the stored videos."""
+    for table, (_, history) in _TABLES.items():
+        run(con, f"INSERT INTO {table} {history.format(videos=relation, where='')} {_ADD[table]}")

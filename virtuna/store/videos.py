@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from virtuna.store.connection import mark_changed, one, run, utcnow
-from virtuna.store.online import merge_keys, refresh_online, touched_keys
+from virtuna.store.online import add_new_videos, merge_keys, refresh_online, touched_keys
 
 KEY_COLUMNS = ("platform", "platform_video_id")
 # Every column an ingest writes, in table order (ingested_at/updated_at are set on upsert).
@@ -119,18 +119,20 @@ def upsert_videos(
         )
         # ON CONFLICT costs a key probe per row even when nothing conflicts; skip it for a batch
         # of new videos (the count above ran in the same transaction, so it cannot go stale).
-        # A batch of new videos stores its rows as they are: their keys are the batch's own.
-        before = touched_keys(con, stored) if existing else {}
         if existing:
             insert += (
                 f" ON CONFLICT (platform, platform_video_id) DO UPDATE SET {updates}, "
                 f"updated_at = excluded.updated_at WHERE {changed}"
             )
-        run(con, insert, {"now": now})
-        touched = merge_keys(before, touched_keys(con, stored if existing else "_video_batch"))
+            before = touched_keys(con, stored)
+            run(con, insert, {"now": now})
+            refresh_online(con, merge_keys(before, touched_keys(con, stored)))
+        else:
+            # New videos are stored as they are: their counts are added, nothing recounted.
+            run(con, insert, {"now": now})
+            add_new_videos(con, "_video_batch")
     finally:
         con.unregister("_video_batch")
-    refresh_online(con, touched)
     mark_changed(con)
     return UpsertCounts(inserted=batch.num_rows - int(existing), updated=int(existing))
 

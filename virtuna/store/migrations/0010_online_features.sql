@@ -1,5 +1,7 @@
 -- Online point-in-time inputs, kept up to date by every upsert of videos and read by key
 -- (see virtuna/store/online.py). Filled from the stored videos right after this migration.
+-- Only the keys ON CONFLICT needs are indexed here (each index costs every ingest); engines
+-- index their in-memory copy by the keys they look up.
 CREATE TABLE online_creator_posts (
     author_key  VARCHAR NOT NULL,      -- coalesce(author_handle, author_id)
     video_id    VARCHAR PRIMARY KEY,   -- scraped_videos.platform_video_id
@@ -13,7 +15,6 @@ CREATE TABLE online_creator_posts (
     videos      BIGINT,
     verified    BOOLEAN
 );
-CREATE INDEX online_creator_posts_author ON online_creator_posts (author_key);
 
 CREATE TABLE online_sound_days (
     sound_key   VARCHAR NOT NULL,
@@ -22,7 +23,6 @@ CREATE TABLE online_sound_days (
     log_views   DOUBLE,                -- sum of ln(1 + views) of the day's posts
     PRIMARY KEY (sound_key, day)
 );
-CREATE INDEX online_sound_days_key ON online_sound_days (sound_key);
 
 CREATE TABLE online_hashtag_days (
     tag         VARCHAR NOT NULL,
@@ -30,4 +30,3 @@ CREATE TABLE online_hashtag_days (
     uses        BIGINT NOT NULL,
     PRIMARY KEY (tag, day)
 );
-CREATE INDEX online_hashtag_days_tag ON online_hashtag_days (tag);
