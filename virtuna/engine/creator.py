@@ -110,8 +110,10 @@ def creator_context(
     )
     history = run(
         con,
-        f"WITH earlier AS (SELECT * FROM ({creator_posts('online', '$h')}) "
-        "WHERE posted_at < $t ORDER BY posted_at DESC, video_id DESC LIMIT $n) "
+        # Materialized first: a top-N over the look-up would stop DuckDB using the key's index.
+        f"WITH posts AS MATERIALIZED (SELECT * FROM ({creator_posts('online', '$h')}) "
+        "WHERE posted_at < $t), "
+        "earlier AS (SELECT * FROM posts ORDER BY posted_at DESC, video_id DESC LIMIT $n) "
         "SELECT count(*), median(views), "
         "median((likes + coalesce(comments, 0) + coalesce(shares, 0)) / nullif(views, 0)), "
         "max(posted_at), arg_max(followers, posted_at), arg_max(hearts, posted_at), "

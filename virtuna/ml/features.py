@@ -178,14 +178,16 @@ _DRAFT_FIELDS = ("sound_id", "sound_name", "sound_original")
 _DRAFTS_SQL = f"""
 WITH d AS (
     SELECT * FROM (VALUES {{drafts}})
-    AS v(i, creator_handle, posted_at, sound_id, sound_name, sound_original))
+    AS v(i, creator_handle, posted_at, sound_id, sound_name, sound_original)),
+-- Materialized first: joined directly, the look-up would not use the key's index.
+posts AS MATERIALIZED ({{posts}})
 SELECT d.i, {SOUND_KEY_SQL} AS sound_key, coalesce(c.followers, l.followers) AS followers
 FROM d
 LEFT JOIN creators c ON c.handle = d.creator_handle
 LEFT JOIN (
     SELECT d.i, arg_max(p.followers, p.posted_at) AS followers
     FROM d
-    JOIN ({{posts}}) p ON p.author_key = d.creator_handle AND p.posted_at < d.posted_at
+    JOIN posts p ON p.author_key = d.creator_handle AND p.posted_at < d.posted_at
     WHERE p.followers IS NOT NULL
     GROUP BY d.i) l ON l.i = d.i
 ORDER BY d.i
