@@ -303,9 +303,9 @@ class Engine:
 
     def _memo(self, key: object, compute: Callable[[Any], T], con: Any) -> T:
         """`compute(con)`, kept until the engine's copy of the store is reloaded."""
-        if self._derived_version != self._snapshot.version:
+        if self._derived_version != self._snapshot.loads:
             self._derived = {}
-            self._derived_version = self._snapshot.version
+            self._derived_version = self._snapshot.loads
         if key not in self._derived:
             self._derived[key] = compute(con)
         return self._derived[key]  # type: ignore[no-any-return]

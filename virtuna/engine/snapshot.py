@@ -67,12 +67,7 @@ class StoreSnapshot:
         self.max_age_s = max_age_s
         self._copy: _Copy | None = None
         self._reloading = threading.Lock()
-        self.loads = 0
-
-    @property
-    def version(self) -> int:
-        """How many times the copy was loaded (caches keyed on it drop stale entries)."""
-        return self.loads
+        self.loads = 0  # how many times the copy was loaded: caches keyed on it drop stale entries
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the current copy (its own per thread), reloaded first if stale."""

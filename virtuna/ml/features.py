@@ -172,8 +172,6 @@ def training_rows(
 _DRAFT_FIELDS = ("sound_id", "sound_name", "sound_original")
 
 # A draft's followers: the creator's profile, else the latest earlier post's (read by key); its
-# sound keyed as a scraped video's would be.
-# A draft's followers: the creator's profile, else the latest earlier post's (read by key); its
 # sound keyed as a scraped video's would be. `{drafts}` is a VALUES list of parameters.
 _DRAFTS_SQL = f"""
 WITH d AS (

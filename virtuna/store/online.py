@@ -60,7 +60,7 @@ FROM (SELECT unnest(hashtags) AS tag, {DAY_SQL} AS day FROM {{videos}}
 GROUP BY 1, 2
 """
 
-# table -> (its key column, the history relation, how a batch's touched rows are named)
+# table -> (the key predictions look it up by, its history relation over `{videos}`)
 _TABLES = {
     "online_creator_posts": ("author_key", _CREATOR_POSTS_SQL),
     "online_sound_days": ("sound_key", _SOUND_DAYS_SQL),
