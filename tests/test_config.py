@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -76,3 +77,15 @@ def test_env_example_lists_every_variable() -> None:
     example = (REPO / ".env.example").read_text(encoding="utf-8")
     names = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, flags=re.M))
     assert names == VARIABLES
+
+
+def test_a_relative_store_path_is_taken_from_the_project_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from virtuna.constants import PROJECT_ROOT
+
+    monkeypatch.chdir(tmp_path)  # as Jupyter and nbval start kernels in notebooks/
+    monkeypatch.setenv("VIRTUNA_DB_PATH", "data/virtuna.duckdb")
+    assert load_settings().virtuna_db_path == PROJECT_ROOT / "data" / "virtuna.duckdb"
+    monkeypatch.setenv("VIRTUNA_DB_PATH", str(tmp_path / "own.duckdb"))
+    assert load_settings().virtuna_db_path == tmp_path / "own.duckdb"

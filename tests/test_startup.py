@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,33 @@ def test_ingest_help_lists_the_formats() -> None:
 def test_every_user_error_the_cli_prints_exists(module: str, name: str) -> None:
     error = getattr(importlib.import_module(module), name)
     assert issubclass(error, Exception)
+
+
+def test_predict_in_a_plain_shell_prints_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "VIRTUNA_DB_PATH": str(tmp_path / "store.duckdb")}
+    code = "from virtuna import predict\npredict('hello world #fyp')"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout, run.stderr) == ("", "")
+
+
+def test_a_rejected_draft_is_raised_once_and_not_logged(tmp_path: Path) -> None:
+    env = {**os.environ, "VIRTUNA_DB_PATH": str(tmp_path / "store.duckdb")}
+    run = subprocess.run(
+        [sys.executable, "-c", "from virtuna import predict\npredict('')"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.count("Traceback") == 1 and "ValidationError" in run.stderr

@@ -51,6 +51,10 @@ def predict(content_text: str | None = None, /, **fields: Any) -> PredictionResu
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False  # run outside the handler, so an error is not shown chained to this
+    else:
+        running = True
+    if not running:
         return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()

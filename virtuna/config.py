@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from virtuna.constants import PROJECT_ROOT
+
 
 class SettingsError(ValueError):
     """A setting has a value the program cannot use; the message names the variable."""
@@ -32,7 +34,8 @@ class Settings(BaseSettings):
     )
     virtuna_db_path: Path = Field(
         Path("data/virtuna.duckdb"),
-        description="DuckDB store file (relative paths are taken from the working directory).",
+        description="DuckDB store file; a relative path is taken from the project root, so "
+        "notebooks, nbval and the CLI use one store whatever their working directory.",
         json_schema_extra={"feature": "store"},
     )
     virtuna_db_lock_timeout_s: float = Field(
@@ -188,6 +191,13 @@ class Settings(BaseSettings):
         description="Whop product id of the pro tier (unlimited analyses).",
         json_schema_extra={"feature": "sync-whop"},
     )
+
+    @field_validator("virtuna_db_path")
+    @classmethod
+    def _from_project_root(cls, path: Path) -> Path:
+        # Jupyter and nbval start kernels in notebooks/: a cwd-relative default would make
+        # them read (and create) a second, empty store there.
+        return path if path.is_absolute() or str(path) == ":memory:" else PROJECT_ROOT / path
 
     @field_validator("public_base_url", "gemini_base_url", "deepseek_base_url")
     @classmethod

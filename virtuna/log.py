@@ -326,15 +326,37 @@ def configure_logging(settings: Settings | None = None, *, stream: TextIO | None
 
 
 def reset_logging() -> None:
-    """Undo configure_logging: remove its handler, reset structlog and clear contextvars."""
+    """Undo configure_logging: remove its handler, go back to the library's quiet defaults and
+    clear contextvars."""
     global _scrubber
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _VirtunaHandler)]:
         root.removeHandler(old)
     root.setLevel(logging.WARNING)
-    structlog.reset_defaults()
+    _library_defaults()
     structlog.contextvars.clear_contextvars()
     _scrubber = None
+
+
+def _library_defaults() -> None:
+    """Quiet as a library: lines go to stdlib logging under "virtuna.*" and show only where the
+    caller configured logging (a NullHandler keeps Python's last-resort handler from printing
+    them). structlog's own default would print every level to stdout."""
+    logging.getLogger("virtuna").addHandler(logging.NullHandler())
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,  # first: a filtered line costs next to nothing
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True),
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        context_class=dict,
+        cache_logger_on_first_use=False,
+    )
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
@@ -374,14 +396,16 @@ _current_stage: contextvars.ContextVar[Stage | None] = contextvars.ContextVar(
     "virtuna_stage", default=None
 )
 _stage_log = get_logger(STAGE_LOGGER)
+_sentry_on = False  # set by init_sentry
 
 
 def _breadcrumb(message: str, data: dict[str, Any]) -> None:
-    """A Sentry breadcrumb of a stage, when Sentry is on (a dozen per analysis otherwise cost
-    a millisecond for nothing)."""
-    import sentry_sdk
+    """A Sentry breadcrumb of a stage, when `init_sentry` turned Sentry on (a dozen per
+    analysis otherwise cost a millisecond for nothing, and even asking the SDK whether it is
+    on costs 60 us)."""
+    if _sentry_on:
+        import sentry_sdk
 
-    if sentry_sdk.is_initialized():
         sentry_sdk.add_breadcrumb(
             category="virtuna.stage", message=message, level="info", data=data
         )
@@ -571,5 +595,11 @@ def init_sentry(settings: Settings | None = None, **extra_options: Any) -> bool:
         before_breadcrumb=scrubber.before_breadcrumb,
         **extra_options,
     )
+    global _sentry_on
+    _sentry_on = True
     log.info("sentry on", environment=settings.virtuna_env)
     return True
+
+
+if not structlog.is_configured():
+    _library_defaults()

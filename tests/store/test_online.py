@@ -3,17 +3,26 @@ read from them by key equal the features computed set-based over the whole histo
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.conftest import make_item
+from virtuna.engine.creator import RECENT_POSTS, creator_context
 from virtuna.ingest import store_batch
 from virtuna.ingest.tiktok_items import map_items
-from virtuna.ml.features import build_features, training_rows
+from virtuna.ml.features import build_features, draft_rows, training_rows
 from virtuna.store import connect, run
-from virtuna.store.online import ONLINE_TABLES, refresh_online
+from virtuna.store.online import (
+    ONLINE_TABLES,
+    SOUND_KEY_SQL,
+    MemoryReader,
+    StoreReader,
+    refresh_online,
+    sound_key,
+)
 
 
 def _tables(con) -> dict[str, list[tuple]]:
@@ -99,11 +108,65 @@ def test_features_by_key_equal_the_set_based_features_on_1000_real_videos(
         sample = rows.sample(1000, random_state=7)
         online = build_features(con, sample, source="online")
         history = build_features(con, sample, source="history")
+        memory = build_features(None, sample, reader=MemoryReader(con))
     pd.testing.assert_frame_equal(online, history)
+    pd.testing.assert_frame_equal(memory, history)
     # The sample exercises every part: creators with history, sounds and hashtags in use.
     assert (online["prior_posts"] > 0).sum() > 500
     assert (online["sound_uses_before"] > 0).sum() > 100
     assert (online["hashtag_max_uses_7d"] > 0).sum() > 100
+
+
+def test_a_drafts_sound_is_keyed_as_every_stored_videos_sound(bundled_store: Path) -> None:
+    with connect(bundled_store) as con:
+        sounds = run(
+            con,
+            f"SELECT DISTINCT sound_id, sound_name, sound_original, {SOUND_KEY_SQL} "
+            "FROM scraped_videos",
+        )
+    assert len(sounds) > 1000
+    wrong = [s for s in sounds if sound_key(*s[:3]) != s[3]]  # type: ignore[arg-type]
+    assert wrong == []
+    # Hostile titles: only spaces are trimmed, as DuckDB's trim does.
+    assert sound_key(None, "\t Mixed Case ", False) == "\t mixed case"
+    assert sound_key(None, "Song", True) is None
+    assert sound_key(None, "İlkan ΟΔΟΣ", False) == "ilkan οδοσ"
+
+
+@pytest.mark.slow
+def test_the_memory_reader_gives_the_creator_context_and_drafts_of_the_store(
+    bundled_store: Path,
+) -> None:
+    with connect(bundled_store) as con:
+        memory = MemoryReader(con)
+        store = StoreReader(con)
+        sample = training_rows(con).sample(200, random_state=11)
+        drafts = [
+            {"text": t, "creator_handle": a, "posted_at": p.to_pydatetime()}
+            for t, a, p in zip(
+                sample["description"].fillna(""),
+                sample["author_key"],
+                sample["posted_at"],
+                strict=True,
+            )
+        ]
+        pd.testing.assert_frame_equal(
+            draft_rows(None, drafts, reader=memory), draft_rows(con, drafts)
+        )
+        platform = {"median_views": 1.0, "engagement_rate": 0.1}
+        for handle, moment in zip(sample["author_key"], sample["posted_at"], strict=True):
+            at = moment.to_pydatetime()
+            by_key = creator_context(con, handle, at, platform, reader=store)
+            copied = creator_context(None, handle, at, platform, reader=memory)
+            assert copied == by_key
+        # Before the first post: no history; long after the last: the latest RECENT_POSTS.
+        first = creator_context(con, handle, datetime(2000, 1, 1), platform, reader=memory)
+        assert first.earlier_posts == 0 and first.median_views is None
+        last = creator_context(con, handle, datetime(2100, 1, 1), platform, reader=memory)
+        (posts,) = run(
+            con, "SELECT count(*) FROM online_creator_posts WHERE author_key = ?", [handle]
+        )[0]
+        assert last.found and last.earlier_posts == min(posts, RECENT_POSTS)
 
 
 def test_a_draft_reads_only_its_own_keys(db_path: Path) -> None:

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import duckdb
+import numpy as np
 
+from virtuna.ml.history import earlier_posts, engagement_rates, epoch_us, moment_of
 from virtuna.store.connection import run
-from virtuna.store.online import creator_posts
+from virtuna.store.online import KeyReader, StoreReader
 
 RECENT_POSTS = 30
 # Used only when the store has no videos with views; same units as measured values.
@@ -93,46 +95,61 @@ def platform_averages(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
 
 
 def creator_context(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | None,
     handle: str | None,
     as_of: datetime,
     platform: dict[str, float] | None = None,
+    *,
+    reader: KeyReader | None = None,
 ) -> CreatorContext:
-    """The creator's profile and earlier posts as of `as_of` (read by key from the online
-    tables), with platform averages (computed here unless given)."""
-    platform = platform if platform is not None else platform_averages(con, as_of)
+    """The creator's profile and last RECENT_POSTS posts before `as_of`, read by key from the
+    online tables at `con` (or `reader`, an engine's copy of them), with platform averages
+    (computed from `con` unless given)."""
+    if platform is None:
+        if con is None:
+            raise ValueError("platform averages need a store connection")
+        platform = platform_averages(con, as_of)
     if not handle:
         return CreatorContext(handle=None, found=False, platform=platform)
-    profile = run(
-        con,
-        "SELECT followers, hearts, videos, verified FROM creators WHERE handle = ?",
-        [handle],
+    if reader is None:
+        if con is None:
+            raise ValueError("a creator context needs a store connection or a reader")
+        reader = StoreReader(con)
+    stored = reader.profiles([handle]).get(handle)
+    posts = reader.keyed("creator_posts", [handle]).of(handle)
+    recent = (
+        {name: v[-RECENT_POSTS:] for name, v in earlier_posts(posts, epoch_us(as_of)).items()}
+        if posts is not None
+        else {}
     )
-    history = run(
-        con,
-        # Materialized first: a top-N over the look-up would stop DuckDB using the key's index.
-        f"WITH posts AS MATERIALIZED (SELECT * FROM ({creator_posts('online', '$h')}) "
-        "WHERE posted_at < $t), "
-        "earlier AS (SELECT * FROM posts ORDER BY posted_at DESC, video_id DESC LIMIT $n) "
-        "SELECT count(*), median(views), "
-        "median((likes + coalesce(comments, 0) + coalesce(shares, 0)) / nullif(views, 0)), "
-        "max(posted_at), arg_max(followers, posted_at), arg_max(hearts, posted_at), "
-        "arg_max(videos, posted_at), arg_max(verified, posted_at) FROM earlier",
-        {"h": handle, "t": as_of, "n": RECENT_POSTS},
-    )
-    count, median_views, engagement, last_post, fans, hearts, videos, verified = history[0]
-    followers_p, hearts_p, videos_p, verified_p = profile[0] if profile else (None,) * 4
-    found = bool(profile) or bool(count)
+    count = len(recent["t"]) if recent else 0
+    # The profile's fields, else the latest earlier post's (as displayed when it was scraped).
+    fields = {}
+    for i, (name, kind) in enumerate(
+        (("followers", int), ("hearts", int), ("videos", int), ("verified", bool))
+    ):
+        value = stored[i] if stored is not None else None
+        if value is None and count:
+            value = _latest(recent[name])
+        fields[name] = None if value is None else kind(value)
     return CreatorContext(
         handle=handle,
-        found=found,
-        followers=followers_p if followers_p is not None else fans,  # type: ignore[arg-type]
-        hearts=hearts_p if hearts_p is not None else hearts,  # type: ignore[arg-type]
-        videos=videos_p if videos_p is not None else videos,  # type: ignore[arg-type]
-        verified=verified_p if verified_p is not None else verified,  # type: ignore[arg-type]
-        earlier_posts=int(count),  # type: ignore[arg-type]
-        median_views=float(median_views) if median_views is not None else None,  # type: ignore[arg-type]
-        engagement_rate=float(engagement) if engagement is not None else None,  # type: ignore[arg-type]
-        last_post_at=last_post,  # type: ignore[arg-type]
+        found=stored is not None or count > 0,
+        earlier_posts=count,
+        median_views=_median(recent["views"]) if count else None,
+        engagement_rate=_median(engagement_rates(recent)) if count else None,
+        last_post_at=moment_of(recent["t"][-1]) if count else None,
         platform=platform,
+        **fields,  # type: ignore[arg-type]
     )
+
+
+def _latest(values: np.ndarray) -> float | None:
+    """The last known value (NaN is unknown)."""
+    known = values[~np.isnan(values)]
+    return float(known[-1]) if len(known) else None
+
+
+def _median(values: np.ndarray) -> float | None:
+    known = values[~np.isnan(values)]
+    return float(np.median(known)) if len(known) else None

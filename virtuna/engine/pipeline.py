@@ -242,6 +242,7 @@ class Engine:
         """Rules, creator, trends, tier model and Platt parameters, each degrading alone."""
         context = StoreContext()
         with contextlib.closing(self._snapshot.cursor()) as con:
+            reader = self._snapshot.reader()
             for name, label, read in (
                 (
                     "rule_loading",
@@ -252,7 +253,11 @@ class Engine:
                     "creator_context",
                     "Creator context",
                     lambda: creator_context(
-                        con, payload.creator_handle, moment, self._snapshot.platform(moment)
+                        None,
+                        payload.creator_handle,
+                        moment,
+                        self._snapshot.platform(moment),
+                        reader=reader,
                     ),
                 ),
                 (
@@ -289,7 +294,7 @@ class Engine:
             try:
                 with ml_stage:
                     signal = self._memo("tier_signal", self._tier_signal, con)
-                    context.ml = signal.predict(con, payload, moment)
+                    context.ml = signal.predict(con, payload, moment, reader=reader)
                     context.ml_reason = signal.unavailable_reason
             except Exception as exc:
                 run.degrade("ML signal", exc)

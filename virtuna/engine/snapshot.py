@@ -2,10 +2,11 @@
 
 Opening the store costs about 30 ms, and the store's file lock is shared with the scheduler,
 ingests and notebooks (see `virtuna.store.connection`), so an engine cannot keep a connection
-open. It keeps a copy instead: the online feature tables (by key), the creator profiles, the
-rule library, the calibration maps, the model registry and the trend snapshots, in an
-in-memory DuckDB with an index on each key, plus the platform averages. Reads then cost no
-connection and do not grow with the store (every look-up is by key).
+open. It keeps a copy instead: the online feature tables and the creator profiles as arrays
+and dictionaries by key (`virtuna.store.online.MemoryReader`: a look-up is a dictionary
+access, not a query), the rule library, the calibration maps, the model registry and the
+trend snapshots in an in-memory DuckDB, plus the platform averages. Reads then cost no
+connection and do not grow with the store.
 
 The copy is reloaded when the store's change marker moves (`virtuna.store.mark_changed`,
 set by ingests, trend runs, rule validation, calibration and model promotion) or when it is
@@ -29,27 +30,25 @@ from virtuna.engine.creator import platform_averages
 from virtuna.log import get_logger
 from virtuna.store import MEMORY, StoreLockedError, connect, run
 from virtuna.store.connection import changed_at
+from virtuna.store.online import MemoryReader
 
 log = get_logger(__name__)
 
-# table -> the key predictions look it up by (indexed), or None for a small table read whole
-SNAPSHOT_TABLES: dict[str, str | None] = {
-    "online_creator_posts": "author_key",
-    "online_sound_days": "sound_key",
-    "online_hashtag_days": "tag",
-    "creators": "handle",
-    "rule_library": None,
-    "calibration_params": None,
-    "models": None,
-    "trending_sounds": None,
-    "trending_hashtags": None,
-}
+# The small tables copied whole into the in-memory DuckDB (the keyed ones are in the reader).
+SNAPSHOT_TABLES = (
+    "rule_library",
+    "calibration_params",
+    "models",
+    "trending_sounds",
+    "trending_hashtags",
+)
 MAX_AGE_S = 300.0
 
 
 @dataclass
 class _Copy:
     con: duckdb.DuckDBPyConnection
+    reader: MemoryReader
     stamp: str
     loaded_at: float
     newest_post: datetime | None
@@ -72,6 +71,10 @@ class StoreSnapshot:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the current copy (its own per thread), reloaded first if stale."""
         return self._current().con.cursor()
+
+    def reader(self) -> MemoryReader:
+        """The keyed online rows and creator profiles of the current copy."""
+        return self._current().reader
 
     def platform(self, moment: datetime) -> dict[str, float]:
         """The platform averages over every video posted before `moment`."""
@@ -111,17 +114,16 @@ class StoreSnapshot:
         mem.execute("SET threads = 1")
         mem.execute("SET TimeZone = 'UTC'")
         with connect(self.db_path, lock_timeout_s=lock_timeout_s) as con:
-            for table, key in SNAPSHOT_TABLES.items():
+            for table in SNAPSHOT_TABLES:
                 rows = con.sql(f"SELECT * FROM {table}").to_arrow_table()
                 mem.register("_copied", rows)
                 mem.execute(f"CREATE TABLE {table} AS SELECT * FROM _copied")
                 mem.unregister("_copied")
-                if key is not None:
-                    mem.execute(f"CREATE INDEX {table}_key ON {table} ({key})")
+            reader = MemoryReader(con)
             (newest,) = run(con, "SELECT max(posted_at) FROM scraped_videos")[0]
             platform = platform_averages(con, datetime.max)
         self.loads += 1
-        return _Copy(mem, stamp, time.monotonic(), newest, platform)  # type: ignore[arg-type]
+        return _Copy(mem, reader, stamp, time.monotonic(), newest, platform)  # type: ignore[arg-type]
 
 
 # Engines of one store share its copy while any of them lives; the two stores used last stay

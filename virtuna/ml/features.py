@@ -28,9 +28,22 @@ import numpy as np
 import pandas as pd
 
 from virtuna.hashtags import extract_hashtags
-from virtuna.ml.history import HISTORY_FEATURES, TREND_FEATURES, point_in_time_features
+from virtuna.ml.history import (
+    HISTORY_FEATURES,
+    TREND_FEATURES,
+    earlier_posts,
+    epoch_us,
+    point_in_time_features,
+)
 from virtuna.patterns import MATCHERS, matches_pattern
-from virtuna.store.online import AUTHOR_KEY_SQL, SOUND_KEY_SQL, Source, creator_posts
+from virtuna.store.online import (
+    AUTHOR_KEY_SQL,
+    SOUND_KEY_SQL,
+    KeyReader,
+    Source,
+    StoreReader,
+    sound_key,
+)
 
 # The regex rule patterns whose matches become caption features.
 RULE_PATTERNS = tuple(sorted(MATCHERS))
@@ -80,26 +93,30 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 
 def build_features(
-    con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, *, source: Source = "history"
+    con: duckdb.DuckDBPyConnection | None,
+    rows: pd.DataFrame,
+    *,
+    source: Source = "history",
+    reader: KeyReader | None = None,
 ) -> pd.DataFrame:
     """The FEATURE_NAMES columns for rows (ROW_COLUMNS), in row order, indexed by row_id.
 
-    `source` says where the point-in-time aggregates read the store: "history" reads every
-    stored video set-based (training: many rows), "online" reads the rows' keys from the
-    online tables (a prediction: its cost does not grow with the store). Both give the same
-    features (`virtuna.ml.history`)."""
+    `source` says where the point-in-time aggregates read the store at `con`: "history"
+    reads every stored video set-based (training: many rows), "online" reads the rows' keys
+    from the online tables (a prediction: its cost does not grow with the store); a `reader`
+    (an engine's in-memory copy) replaces both. All give the same features
+    (`virtuna.ml.history`)."""
     missing = set(ROW_COLUMNS) - set(rows.columns)
     if missing:
         raise ValueError(f"feature rows lack columns {sorted(missing)}")
     posted = pd.to_datetime(rows["posted_at"]).to_numpy(dtype="datetime64[us]")
     hashtags = [list(v) if _is_list(v) else [] for v in rows["hashtags"]]
     columns: dict[str, object] = point_in_time_features(
-        con,
+        reader or StoreReader(_connection(con), source),
         list(rows["author_key"]),
         posted,
         [k if isinstance(k, str) else None for k in rows["sound_key"]],
         hashtags,
-        source=source,
     )
     texts = ["" if not isinstance(t, str) else t for t in rows["description"]]
     columns["log_followers"] = np.log1p(_floats(rows["author_followers"]))
@@ -116,14 +133,20 @@ def build_features(
     columns["hour_utc"] = (hours % 24).astype(float)
     columns["weekday"] = ((hours // 24 + 3) % 7).astype(float)  # 1970-01-01 was a Thursday
     columns["sound_original"] = _floats(rows["sound_original"])
-    out = pd.DataFrame(
-        np.column_stack([np.asarray(columns[name], dtype=float) for name in FEATURE_NAMES]),
+    values = np.column_stack([np.asarray(columns[name], dtype=float) for name in FEATURE_NAMES])
+    # Rounded: sums may run in a different order from run to run, and a last-bit difference
+    # would change early stopping and so the model.
+    return pd.DataFrame(
+        values.round(9),
         columns=list(FEATURE_NAMES),
         index=pd.Index(list(rows["row_id"]), name="row_id"),
     )
-    # Rounded: sums may run in a different order from run to run, and a last-bit difference
-    # would change early stopping and so the model.
-    return out.round(9)
+
+
+def _connection(con: duckdb.DuckDBPyConnection | None) -> duckdb.DuckDBPyConnection:
+    if con is None:
+        raise ValueError("features need a store connection or a reader")
+    return con
 
 
 def _floats(values: pd.Series) -> np.ndarray:
@@ -169,52 +192,23 @@ def training_rows(
     return rows
 
 
-_DRAFT_FIELDS = ("sound_id", "sound_name", "sound_original")
-
-# A draft's followers: the creator's profile, else the latest earlier post's (read by key); its
-# sound keyed as a scraped video's would be. `{drafts}` is a VALUES list of parameters.
-_DRAFTS_SQL = f"""
-WITH d AS (
-    SELECT * FROM (VALUES {{drafts}})
-    AS v(i, creator_handle, posted_at, sound_id, sound_name, sound_original)),
--- Materialized first: joined directly, the look-up would not use the key's index.
-posts AS MATERIALIZED ({{posts}})
-SELECT d.i, {SOUND_KEY_SQL} AS sound_key, coalesce(c.followers, l.followers) AS followers
-FROM d
-LEFT JOIN creators c ON c.handle = d.creator_handle
-LEFT JOIN (
-    SELECT d.i, arg_max(p.followers, p.posted_at) AS followers
-    FROM d
-    JOIN posts p ON p.author_key = d.creator_handle AND p.posted_at < d.posted_at
-    WHERE p.followers IS NOT NULL
-    GROUP BY d.i) l ON l.i = d.i
-ORDER BY d.i
-"""
-_DRAFT_TYPES = ("INTEGER", "VARCHAR", "TIMESTAMP", "VARCHAR", "VARCHAR", "BOOLEAN")
-
-
-def draft_rows(con: duckdb.DuckDBPyConnection, drafts: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Drafts as feature rows, in one read of the store. Each draft is a dict with `text`,
-    `creator_handle`, `posted_at` and optionally `duration_seconds`, `hashtags`, `sound_id`,
-    `sound_name`, `sound_original`, `row_id` (default "draft-<position>")."""
+def draft_rows(
+    con: duckdb.DuckDBPyConnection | None,
+    drafts: Sequence[dict[str, Any]],
+    *,
+    reader: KeyReader | None = None,
+) -> pd.DataFrame:
+    """Drafts as feature rows, read by key from the store's online tables (or `reader`). Each
+    draft is a dict with `text`, `creator_handle`, `posted_at` and optionally
+    `duration_seconds`, `hashtags`, `sound_id`, `sound_name`, `sound_original`, `row_id`
+    (default "draft-<position>"). The followers are the creator's profile's, else those shown
+    on the latest earlier post; the sound is keyed as a scraped video's would be."""
     if not drafts:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
-    values = [
-        (i, d.get("creator_handle"), d["posted_at"], *(d.get(f) for f in _DRAFT_FIELDS))
-        for i, d in enumerate(drafts)
-    ]
-    handles = sorted({v[1] for v in values if isinstance(v[1], str)})
-    width = len(_DRAFT_TYPES)
-    rows_sql = ", ".join(
-        "(" + ", ".join(f"${r * width + c + 1}::{t}" for c, t in enumerate(_DRAFT_TYPES)) + ")"
-        for r in range(len(values))
-    )
-    first_key = len(values) * width + 1
-    keys = ", ".join(f"${first_key + i}" for i in range(len(handles))) or "NULL"
-    found = con.execute(
-        _DRAFTS_SQL.format(drafts=rows_sql, posts=creator_posts("online", keys)),
-        [*(x for v in values for x in v), *handles],
-    ).fetchall()
+    reader = reader or StoreReader(_connection(con), "online")
+    handles = sorted({h for d in drafts if isinstance(h := d.get("creator_handle"), str)})
+    profiles = reader.profiles(handles)
+    posts = reader.keyed("creator_posts", handles)
     return pd.DataFrame(
         [
             {
@@ -226,13 +220,28 @@ def draft_rows(con: duckdb.DuckDBPyConnection, drafts: Sequence[dict[str, Any]])
                 if d.get("hashtags") is not None
                 else extract_hashtags(d["text"]),
                 "duration_seconds": d.get("duration_seconds"),
-                "sound_key": sound_key,
+                "sound_key": sound_key(
+                    d.get("sound_id"), d.get("sound_name"), d.get("sound_original")
+                ),
                 "sound_original": d.get("sound_original"),
-                "author_followers": followers,
+                "author_followers": _followers(profiles, posts, d),
             }
-            for d, (i, sound_key, followers) in zip(drafts, found, strict=True)
+            for i, d in enumerate(drafts)
         ]
     )
+
+
+def _followers(profiles: dict[str, Any], posts: Any, draft: dict[str, Any]) -> float | None:
+    handle = draft.get("creator_handle")
+    profile = profiles.get(handle) if isinstance(handle, str) else None
+    if profile is not None and profile[0] is not None:
+        return float(profile[0])
+    own = posts.of(handle)
+    if own is None:
+        return None
+    shown = earlier_posts(own, epoch_us(draft["posted_at"]))["followers"]
+    shown = shown[~np.isnan(shown)]
+    return float(shown[-1]) if len(shown) else None
 
 
 def draft_row(

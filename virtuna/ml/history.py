@@ -9,19 +9,20 @@ hashtags) sees only what came before it:
 - its sound's and hashtags' daily uses on the days strictly before its own day: in the 7 days
   before, and (for the sound) ever.
 
-The inputs are the relations of `virtuna.store.online`, read set-based over every stored video
-("history", for training) or by key from the online tables ("online", for a prediction); the
-numbers are computed here, in one place, so both readings give the same features.
+The inputs are the relations of `virtuna.store.online` as key-sorted arrays from a `KeyReader`:
+set-based over every stored video ("history", for training), by key from the online tables
+("online"), or from an engine's in-memory copy of them (`MemoryReader`, a prediction). The
+numbers are computed here, in one place, so every reading gives the same features.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
-import duckdb
 import numpy as np
 
-from virtuna.store.online import Source, creator_posts, hashtag_days, sound_days
+from virtuna.store.online import KeyReader
 
 TREND_DAYS = 7
 RECENT_DAYS = 30
@@ -47,103 +48,81 @@ TREND_FEATURES = (*SOUND_FEATURES, *HASHTAG_FEATURES)
 
 
 def point_in_time_features(
-    con: duckdb.DuckDBPyConnection,
+    reader: KeyReader,
     author_keys: Sequence[object],
     posted_at: np.ndarray,
     sound_keys: Sequence[object],
     hashtags: Sequence[list[str]],
-    *,
-    source: Source,
 ) -> dict[str, np.ndarray]:
     """HISTORY_FEATURES and TREND_FEATURES of rows (parallel sequences), NaN where missing."""
     moments = posted_at.astype("datetime64[us]").astype(np.int64)
     return (
-        _history(con, source, author_keys, moments)
-        | _sounds(con, source, sound_keys, moments)
-        | _hashtags(con, source, hashtags, moments)
+        _history(reader, author_keys, moments)
+        | _sounds(reader, sound_keys, moments)
+        | _hashtags(reader, hashtags, moments)
     )
+
+
+_EPOCH = datetime(1970, 1, 1)
+_US = timedelta(microseconds=1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """A moment as epoch microseconds (a naive moment is UTC, as the store keeps times)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return (moment - _EPOCH) // _US
+
+
+def moment_of(us: int) -> datetime:
+    """Epoch microseconds as a naive UTC datetime (how the store returns times)."""
+    return _EPOCH + timedelta(microseconds=int(us))
 
 
 def _keys(values: Sequence[object]) -> list[str]:
     return sorted({v for v in values if isinstance(v, str)})
 
 
-def _read(
-    con: duckdb.DuckDBPyConnection,
-    relation: Callable[[Source, str | None], str],
-    source: Source,
-    keys: list[str],
-    columns: str,
-) -> dict[str, np.ndarray]:
-    """`columns` of the relation for `keys` (by key from the online tables, whole for the
-    history), as arrays: numbers as floats with NaN for NULL, times as epoch microseconds."""
-    if source == "history":
-        sql, params = relation("history", None), None
-    else:
-        # One parameter per key lets DuckDB look each key up in the primary-key index.
-        sql = relation("online", ", ".join(f"${i + 1}" for i in range(len(keys))) or "NULL")
-        params = keys
-    fetched = con.execute(f"SELECT {columns} FROM ({sql})", params).fetchnumpy()
-    return {
-        name: values.astype(float).filled(np.nan)
-        if isinstance(values, np.ma.MaskedArray)
-        else values
-        for name, values in fetched.items()
-    }
+def earlier_posts(posts: dict[str, np.ndarray], moment: int) -> dict[str, np.ndarray]:
+    """A creator's posts (one key's `creator_posts` rows, sorted by time) strictly before
+    `moment` (epoch microseconds)."""
+    k = int(np.searchsorted(posts["t"], moment, side="left"))
+    return {name: values[:k] for name, values in posts.items()}
 
 
-def _groups(keys: np.ndarray) -> dict[str, tuple[int, int]]:
-    """Start and end positions of each key's run in a key-sorted array."""
-    if len(keys) == 0:
-        return {}
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    ends = np.r_[starts[1:], len(keys)]
-    return {str(keys[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
-
-
-def _sorted(data: dict[str, np.ndarray], *keys: str) -> dict[str, np.ndarray]:
-    """The arrays ordered by `keys` (first key first)."""
-    order = np.lexsort([data[k] for k in reversed(keys)])
-    return {name: values[order] for name, values in data.items()}
-
-
-_POSTS = (
-    "author_key, video_id, epoch_us(posted_at) AS t, views::DOUBLE AS views, "
-    "likes::DOUBLE AS likes, comments::DOUBLE AS comments, shares::DOUBLE AS shares"
-)
+def engagement_rates(posts: dict[str, np.ndarray]) -> np.ndarray:
+    """(likes + comments + shares) / views per post; NaN without likes or views."""
+    clicks = (
+        posts["likes"]
+        + np.nan_to_num(posts["comments"], nan=0.0)
+        + np.nan_to_num(posts["shares"], nan=0.0)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(posts["views"] != 0, clicks / posts["views"], np.nan)
 
 
 def _history(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    author_keys: Sequence[object],
-    moments: np.ndarray,
+    reader: KeyReader, author_keys: Sequence[object], moments: np.ndarray
 ) -> dict[str, np.ndarray]:
     n = len(moments)
     out = {name: np.full(n, np.nan) for name in HISTORY_FEATURES}
     out["prior_posts"] = np.zeros(n)
     out["prior_posts_30d"] = np.zeros(n)
-    posts = _read(con, creator_posts, source, _keys(author_keys), _POSTS)
-    with_views = ~np.isnan(posts["views"])
-    posts = _sorted({k: v[with_views] for k, v in posts.items()}, "author_key", "t", "video_id")
-    views, times = posts["views"], posts["t"].astype(np.int64)
-    log_views = np.log1p(views)
-    clicks = sum(np.nan_to_num(posts[c], nan=0.0) for c in ("likes", "comments", "shares"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        engagement = np.where(views != 0, clicks / views, np.nan)
-    groups = _groups(posts["author_key"])
+    keyed = reader.keyed("creator_posts", _keys(author_keys))
     for row, key in enumerate(author_keys):
-        found = groups.get(key) if isinstance(key, str) else None
-        if found is None:
+        posts = keyed.of(key)
+        if posts is None:
             continue
-        start, end = found
-        k = int(np.searchsorted(times[start:end], moments[row], side="left"))
+        earlier = earlier_posts(posts, int(moments[row]))
+        views = earlier["views"]
+        seen = ~np.isnan(views)
+        times, lv = earlier["t"][seen], np.log1p(views[seen])
+        k = len(lv)
         if k == 0:
             continue
-        lv = log_views[start : start + k]
         out["prior_posts"][row] = k
         window = moments[row] - RECENT_DAYS * _US_PER_DAY
-        out["prior_posts_30d"][row] = k - int(np.searchsorted(times[start:end], window, "left"))
+        out["prior_posts_30d"][row] = k - int(np.searchsorted(times, window, "left"))
         out["prior_median_log_views"][row] = np.median(lv)
         out["prior_mean_log_views"][row] = lv.mean()
         out["prior_max_log_views"][row] = lv.max()
@@ -151,10 +130,11 @@ def _history(
         out["prior_std_log_views"][row] = lv.std(ddof=1) if k > 1 else np.nan
         out["prior_p75_log_views"][row] = np.quantile(lv, 0.75)
         out["prior_last3_log_views"][row] = lv[-3:].mean()
-        rates = engagement[start : start + k]
+        # The feature counts a post's missing likes as none (the models are trained so).
+        rates = engagement_rates({**earlier, "likes": np.nan_to_num(earlier["likes"])})[seen]
         rates = rates[~np.isnan(rates)]
         out["prior_median_engagement"][row] = np.median(rates) if len(rates) else np.nan
-        seconds = moments[row] // _US_PER_S - times[start + k - 1] // _US_PER_S
+        seconds = moments[row] // _US_PER_S - times[-1] // _US_PER_S
         out["hours_since_last_post"][row] = seconds / 3600.0
     return out
 
@@ -171,64 +151,44 @@ def _window(days: np.ndarray, today: int) -> tuple[int, int]:
 
 
 def _sounds(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    sound_keys: Sequence[object],
-    moments: np.ndarray,
+    reader: KeyReader, sound_keys: Sequence[object], moments: np.ndarray
 ) -> dict[str, np.ndarray]:
     has_sound = np.array([isinstance(k, str) for k in sound_keys], dtype=bool)
     # A row with a sound and no earlier use has zero uses; a row without a sound has none.
     out = {name: np.where(has_sound, 0.0, np.nan) for name in SOUND_FEATURES}
-    days = _read(
-        con,
-        sound_days,
-        source,
-        _keys(sound_keys),
-        "sound_key, epoch_us(day) AS day, uses::DOUBLE AS uses, log_views",
-    )
-    days = _sorted(days, "sound_key", "day")
-    day, uses = days["day"].astype(np.int64), days["uses"]
-    log_views = np.nan_to_num(days["log_views"], nan=0.0)
-    groups = _groups(days["sound_key"])
+    keyed = reader.keyed("sound_days", _keys(sound_keys))
     today = _day(moments)
     for row, key in enumerate(sound_keys):
-        found = groups.get(key) if isinstance(key, str) else None
-        if found is None:
+        days = keyed.of(key)
+        if days is None:
             continue
-        start, end = found
-        week, before = _window(day[start:end], int(today[row]))
-        out["sound_uses_before"][row] = uses[start : start + before].sum()
-        out["sound_uses_7d"][row] = uses[start + week : start + before].sum()
-        out["sound_log_views_7d"][row] = log_views[start + week : start + before].sum()
+        week, before = _window(days["day"], int(today[row]))
+        uses, log_views = days["uses"], days["log_views"]
+        out["sound_uses_before"][row] = uses[:before].sum()
+        out["sound_uses_7d"][row] = uses[week:before].sum()
+        out["sound_log_views_7d"][row] = np.nan_to_num(log_views[week:before], nan=0.0).sum()
     return out
 
 
 def _hashtags(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    hashtags: Sequence[list[str]],
-    moments: np.ndarray,
+    reader: KeyReader, hashtags: Sequence[list[str]], moments: np.ndarray
 ) -> dict[str, np.ndarray]:
     n = len(moments)
     out = {name: np.full(n, np.nan) for name in HASHTAG_FEATURES}
     tags = sorted({t for row in hashtags for t in row})
-    days = _read(con, hashtag_days, source, tags, "tag, epoch_us(day) AS day, uses::DOUBLE AS uses")
-    days = _sorted(days, "tag", "day")
-    day, uses = days["day"].astype(np.int64), days["uses"]
-    groups = _groups(days["tag"])
+    keyed = reader.keyed("hashtag_days", tags)
     today = _day(moments)
     for row, row_tags in enumerate(hashtags):
         if not row_tags:
             continue
         counts = []
         for tag in dict.fromkeys(row_tags):
-            found = groups.get(tag)
-            if found is None:
+            days = keyed.of(tag)
+            if days is None:
                 counts.append(0.0)
                 continue
-            start, end = found
-            week, before = _window(day[start:end], int(today[row]))
-            counts.append(float(uses[start + week : start + before].sum()))
+            week, before = _window(days["day"], int(today[row]))
+            counts.append(float(days["uses"][week:before].sum()))
         out["hashtag_max_uses_7d"][row] = max(counts)
         out["hashtag_mean_log_uses_7d"][row] = float(np.mean(np.log1p(counts)))
     return out

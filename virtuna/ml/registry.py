@@ -51,13 +51,18 @@ class RegisteredModel:
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities over tiers 1-5."""
-        return self.model.predict_proba(features.loc[:, self.card["features"]])
+        return self.model.predict_proba(self._columns(features))
+
+    def _columns(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The model's feature columns, in its order (selecting costs when they already are)."""
+        names = self.card["features"]
+        return features if list(features.columns) == names else features.loc[:, names]
 
     def predict_tiers(self, features: pd.DataFrame) -> tuple[np.ndarray, ...]:
         """(predicted tier, score, probabilities), as the evaluation computes them."""
         from virtuna.ml.evaluate import predict_tiers
 
-        return predict_tiers(self.model, features.loc[:, self.card["features"]])
+        return predict_tiers(self.model, self._columns(features))
 
 
 def models_dir(db_path: Path | str) -> Path:

@@ -21,6 +21,7 @@ import pandas as pd
 from virtuna.ml.features import build_features, draft_rows
 from virtuna.ml.registry import RegisteredModel
 from virtuna.ml.tiers import resonance
+from virtuna.store.online import KeyReader
 
 
 class Draft(Protocol):
@@ -85,9 +86,15 @@ class TierSignal(Protocol):
     """Anything that turns a draft into an MLPrediction (or None, with a reason)."""
 
     def predict(
-        self, con: duckdb.DuckDBPyConnection, draft: Draft, moment: datetime
+        self,
+        con: duckdb.DuckDBPyConnection,
+        draft: Draft,
+        moment: datetime,
+        *,
+        reader: KeyReader | None = None,
     ) -> MLPrediction | None:
-        """The prediction, or None when the model cannot judge this draft."""
+        """The prediction (store read at `con`, or by `reader`), or None when the model
+        cannot judge this draft."""
         ...
 
     @property
@@ -102,7 +109,12 @@ class NoTierModel:
     unavailable_reason: str | None = "no active tier model"
 
     def predict(
-        self, con: duckdb.DuckDBPyConnection, draft: Draft, moment: datetime
+        self,
+        con: duckdb.DuckDBPyConnection,
+        draft: Draft,
+        moment: datetime,
+        *,
+        reader: KeyReader | None = None,
     ) -> MLPrediction | None:
         """Nothing to predict with."""
         return None
@@ -152,10 +164,15 @@ class TierModelSignal:
         self.relative = relative
 
     def predict(
-        self, con: duckdb.DuckDBPyConnection, draft: Draft, moment: datetime
+        self,
+        con: duckdb.DuckDBPyConnection,
+        draft: Draft,
+        moment: datetime,
+        *,
+        reader: KeyReader | None = None,
     ) -> MLPrediction:
         """The tier probabilities and score of one draft as of `moment`."""
-        (prediction,) = self.predict_many(con, [draft], [moment])
+        (prediction,) = self.predict_many(con, [draft], [moment], reader=reader)
         return prediction
 
     def predict_many(
@@ -163,9 +180,11 @@ class TierModelSignal:
         con: duckdb.DuckDBPyConnection,
         drafts: Sequence[Draft],
         moments: Sequence[datetime],
+        *,
+        reader: KeyReader | None = None,
     ) -> list[MLPrediction]:
         """Predictions of drafts, each as of its moment, in one read of the store (the
-        features read the online tables by key) and one call of each model."""
+        features read the online tables by key, or `reader`) and one call of each model."""
         rows = draft_rows(
             con,
             [
@@ -181,8 +200,9 @@ class TierModelSignal:
                 }
                 for d, moment in zip(drafts, moments, strict=True)
             ],
+            reader=reader,
         )
-        features = build_features(con, rows, source="online")
+        features = build_features(con, rows, source="online", reader=reader)
         # The relative tier needs the creator's earlier posts: no model call without them.
         history = features["prior_posts"].to_numpy() > 0
         relative = None

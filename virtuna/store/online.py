@@ -20,9 +20,11 @@ readings give the same numbers; a test checks it on real data.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from virtuna.store.connection import run
@@ -37,6 +39,18 @@ SOUND_KEY_SQL = (
     "THEN lower(trim(sound_name)) END)"
 )
 DAY_SQL = "date_trunc('day', posted_at)"
+
+
+def sound_key(sound_id: str | None, sound_name: str | None, original: bool | None) -> str | None:
+    """SOUND_KEY_SQL for one draft's sound (a test checks both agree on every stored sound)."""
+    if sound_id is not None:
+        return sound_id
+    if original or sound_name is None:
+        return None
+    # Character by character, as DuckDB's lower(): one character each (no "İ" -> "i̇") and
+    # no context (no final sigma).
+    return "".join(c.lower()[0] for c in sound_name.strip(" "))
+
 
 # `{where}` narrows the videos read (to a batch's keys and days when keeping the tables).
 _CREATOR_POSTS_SQL = f"""
@@ -74,7 +88,7 @@ def _relation(table: str, source: Source, keys: str | None) -> str:
     if source == "history":
         sql = history.format(videos="scraped_videos", where="")
         return sql if keys is None else f"SELECT * FROM ({sql}) WHERE {key} IN ({keys})"
-    return f"SELECT * FROM {table} WHERE {key} IN ({keys})"
+    return f"SELECT * FROM {table}" + ("" if keys is None else f" WHERE {key} IN ({keys})")
 
 
 def creator_posts(source: Source, keys: str | None) -> str:
@@ -177,3 +191,141 @@ def add_new_videos(con: duckdb.DuckDBPyConnection, relation: str) -> None:
     numbers as recounting, without reading the stored videos."""
     for table, (_, history) in _TABLES.items():
         run(con, f"INSERT INTO {table} {history.format(videos=relation, where='')} {_ADD[table]}")
+
+
+# --------------------------------------------------------------------------- keyed arrays
+
+Relation = Literal["creator_posts", "sound_days", "hashtag_days"]
+# relation -> (its table, its key, the columns read as arrays, in the order they are sorted by)
+_ARRAYS: dict[Relation, tuple[str, str, str]] = {
+    "creator_posts": (
+        "online_creator_posts",
+        "author_key",
+        "author_key, epoch_us(posted_at) AS t, video_id, views::DOUBLE AS views, "
+        "likes::DOUBLE AS likes, comments::DOUBLE AS comments, shares::DOUBLE AS shares, "
+        "followers::DOUBLE AS followers, hearts::DOUBLE AS hearts, videos::DOUBLE AS videos, "
+        "verified::DOUBLE AS verified",
+    ),
+    "sound_days": (
+        "online_sound_days",
+        "sound_key",
+        "sound_key, epoch_us(day) AS day, uses::DOUBLE AS uses, log_views",
+    ),
+    "hashtag_days": (
+        "online_hashtag_days",
+        "tag",
+        "tag, epoch_us(day) AS day, uses::DOUBLE AS uses",
+    ),
+}
+_SORT = {"creator_posts": "author_key, t, video_id", "sound_days": "1, 2", "hashtag_days": "1, 2"}
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A relation's rows as arrays sorted by key, then time: numbers as floats (NaN for
+    NULL), times as epoch microseconds, and where each key's rows run."""
+
+    columns: dict[str, np.ndarray]
+    runs: dict[str, tuple[int, int]]
+
+    def of(self, key: object) -> dict[str, np.ndarray] | None:
+        """The rows of one key (views into the arrays), or None when it has none."""
+        found = self.runs.get(key) if isinstance(key, str) else None
+        if found is None:
+            return None
+        start, end = found
+        return {name: values[start:end] for name, values in self.columns.items()}
+
+
+def read_keyed(
+    con: duckdb.DuckDBPyConnection, source: Source, relation: Relation, keys: list[str] | None
+) -> Keyed:
+    """The relation's rows for `keys` (None: all of them) as `Keyed` arrays. The history
+    reading is set-based over every stored video whatever the keys (training reads it whole)."""
+    table, key, columns = _ARRAYS[relation]
+    if source == "history" or keys is None:
+        sql, params = _relation(table, source, None), None
+    else:
+        # One parameter per key lets DuckDB look each key up in the key's index.
+        sql = _relation(table, source, ", ".join(f"${i + 1}" for i in range(len(keys))) or "NULL")
+        params = keys
+    fetched = con.execute(
+        f"SELECT {columns} FROM ({sql}) ORDER BY {_SORT[relation]}", params
+    ).fetchnumpy()
+    arrays = {
+        name: values.astype(float).filled(np.nan)
+        if isinstance(values, np.ma.MaskedArray)
+        else values
+        for name, values in fetched.items()
+    }
+    for name in ("t", "day"):
+        if name in arrays:
+            arrays[name] = arrays[name].astype(np.int64)
+    return Keyed(arrays, _runs(arrays[key]))
+
+
+def _runs(keys: np.ndarray) -> dict[str, tuple[int, int]]:
+    """Start and end positions of each key's run in a key-sorted array."""
+    if len(keys) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    return {str(keys[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
+
+
+Profile = tuple[object, object, object, object]  # followers, hearts, videos, verified
+
+
+class KeyReader(Protocol):
+    """What point-in-time features and the creator context read by key."""
+
+    def keyed(self, relation: Relation, keys: list[str]) -> Keyed:
+        """The relation's rows of at least `keys`."""
+        ...
+
+    def profiles(self, handles: list[str]) -> dict[str, Profile]:
+        """The stored profiles of the handles that have one."""
+        ...
+
+
+_PROFILES_SQL = "SELECT handle, followers, hearts, videos, verified FROM creators"
+
+
+class StoreReader:
+    """Reads a store connection: `history` set-based (training), `online` by key."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: Source = "online") -> None:
+        """A reader of `con` in the given reading."""
+        self.con = con
+        self.source: Source = source
+
+    def keyed(self, relation: Relation, keys: list[str]) -> Keyed:
+        """The relation's rows for `keys`."""
+        return read_keyed(self.con, self.source, relation, keys)
+
+    def profiles(self, handles: list[str]) -> dict[str, Profile]:
+        """The creators' stored profiles."""
+        if not handles:
+            return {}
+        marks = ", ".join(f"${i + 1}" for i in range(len(handles)))
+        rows = run(self.con, f"{_PROFILES_SQL} WHERE handle IN ({marks})", handles)
+        return {str(r[0]): tuple(r[1:]) for r in rows}  # type: ignore[misc]
+
+
+class MemoryReader:
+    """Every online row and profile of a store, held as arrays and a dict: a look-up is a
+    dictionary access, without a query. Built once per copy of the store (see
+    `virtuna.engine.snapshot`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Read the whole online tables and the creators of the store at `con`."""
+        self._keyed = {r: read_keyed(con, "online", r, None) for r in _ARRAYS}
+        self._profiles = {str(r[0]): tuple(r[1:]) for r in run(con, _PROFILES_SQL)}
+
+    def keyed(self, relation: Relation, keys: list[str]) -> Keyed:
+        """The whole relation (it holds every key)."""
+        return self._keyed[relation]
+
+    def profiles(self, handles: list[str]) -> dict[str, Profile]:
+        """The stored profiles among the handles."""
+        return {h: self._profiles[h] for h in handles if h in self._profiles}
