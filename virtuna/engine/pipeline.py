@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import statistics
 import time
@@ -53,7 +54,7 @@ from virtuna.engine.trends import (
 from virtuna.log import bind_request, get_logger, scrub_secrets, stage
 from virtuna.ml.signal import MLPrediction, TierSignal, load_tier_signal
 from virtuna.store import utcnow
-from virtuna.store.analyses import LLMCallRow, save_analysis, save_llm_calls
+from virtuna.store.analyses import LLMCallRow, analysis_rows, llm_call_rows
 from virtuna.store.trends import snapshot_as_of
 from virtuna.store.writer import StoreWriter
 
@@ -488,23 +489,23 @@ class Engine:
         ]
 
         row = result.model_dump(mode="python")
-
-        def write(con: Any) -> None:
-            save_analysis(
-                con,
-                row,
-                content_text=payload.content_text,
-                content_type=payload.content_type,
-                niche=payload.niche,
-                creator_handle=payload.creator_handle,
-                video_url=payload.video_url,
-                hashtags=payload.hashtags,
-                planned_post_time=payload.planned_post_time,
-                user_id=user_id,
-                is_backtest=is_backtest,
-                source_video_id=source_video_id,
-            )
-            save_llm_calls(con, calls, request_id=result.request_id, analysis_id=result.analysis_id)
+        write = analysis_rows(
+            row,
+            content_text=payload.content_text,
+            content_type=payload.content_type,
+            niche=payload.niche,
+            creator_handle=payload.creator_handle,
+            video_url=payload.video_url,
+            hashtags=payload.hashtags,
+            planned_post_time=payload.planned_post_time,
+            user_id=user_id,
+            is_backtest=is_backtest,
+            source_video_id=source_video_id,
+        )
+        calls_rows = llm_call_rows(
+            calls, request_id=result.request_id, analysis_id=result.analysis_id
+        )
+        write = dataclasses.replace(write, then=(calls_rows,))
 
         # Queued, not awaited: the writer commits it within milliseconds, batched with others,
         # off the request's path. A full queue makes this wait (back-pressure).
