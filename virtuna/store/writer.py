@@ -17,6 +17,7 @@ one does: DuckDB's cost is per statement, not per row).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -78,7 +79,10 @@ def insert_rows(con: duckdb.DuckDBPyConnection, writes: Sequence[Rows]) -> None:
         try:
             con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _rows")
         finally:
-            con.unregister("_rows")
+            # In a transaction a failed insert aborted, unregistering fails too and would hide
+            # the insert's error; the next register replaces the view anyway.
+            with contextlib.suppress(duckdb.TransactionException):
+                con.unregister("_rows")
 
 
 Write = Callable[[duckdb.DuckDBPyConnection], None] | Rows
