@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,15 +54,34 @@ def _db_path(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else get_settings().virtuna_db_path
 
 
-def _table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
-    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
-    widths = [
-        max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)
-    ]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
+def _print_table(
+    rows: list[dict[str, object]], columns: Sequence[str], *, title: str | None = None
+) -> None:
+    """Rows as a table on stdout: numbers right-aligned with thousands separators."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for name in columns:
+        if rows and all(isinstance(r.get(name), int | float) for r in rows):
+            table.columns[list(columns).index(name)].justify = "right"
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    # Piped output is not cut to 80 columns (rich's default without a terminal).
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+    return str(value)
 
 
 def cmd_init_db(args: argparse.Namespace) -> int:
@@ -95,7 +115,9 @@ def _expand(paths: Sequence[Path]) -> list[tuple[Path, str]]:
     return files
 
 
-def _ingest_paths(paths: Sequence[Path], fmt: str | None, db: Path) -> list[IngestReport]:
+def _ingest_paths(
+    paths: Sequence[Path], fmt: str | None, db: Path, *, progress: bool = True
+) -> list[IngestReport]:
     from tqdm import tqdm
 
     from virtuna.ingest import ingest_file
@@ -103,7 +125,15 @@ def _ingest_paths(paths: Sequence[Path], fmt: str | None, db: Path) -> list[Inge
     files = _expand(paths)
     total = sum(p.stat().st_size for p, _ in files)
     reports = []
-    with tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr) as bar:
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc="ingest",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    ) as bar:
         for path, ref in files:
             bar.set_postfix_str(ref)
             reports.append(
@@ -114,7 +144,7 @@ def _ingest_paths(paths: Sequence[Path], fmt: str | None, db: Path) -> list[Inge
 
 def _print_reports(reports: list[IngestReport]) -> None:
     rows = [{**r.as_dict(), "file": r.source_ref} for r in reports]
-    print(_table(rows, ["file", "source", "read", "inserted", "updated", "rejected", "seconds"]))
+    _print_table(rows, ["file", "source", "read", "inserted", "updated", "rejected", "seconds"])
     for report in reports:
         if not report.balanced:
             raise CliError(f"{report.path}: counts do not add up: {report.as_dict()}")
@@ -127,77 +157,194 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Steps:
+    """The demo's output: one line per step on stdout, with a ticking elapsed-time bar on
+    stderr while a step runs (the steps' own log lines go to the log file)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[list[str]]:
+        """Run a step; the caller appends its one-line outcome to the yielded list."""
+        import threading
+        import time
+
+        from tqdm import tqdm
+
+        self.done += 1
+        label = f"[{self.done}/{self.total}] {name}"
+        outcome: list[str] = []
+        started = time.monotonic()
+        stop = threading.Event()
+        bar = tqdm(desc=label, bar_format="{desc}  {elapsed}", file=sys.stderr, leave=False)
+
+        def tick() -> None:
+            while not stop.wait(1.0):
+                bar.refresh()
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            yield outcome
+        finally:
+            stop.set()
+            ticker.join()
+            bar.close()
+            seconds = time.monotonic() - started
+            took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+            print(f"{label:<30} {' '.join(outcome) or 'done'} ({took})", flush=True)
+
+
+# Network jobs the demo runs (skipped without their keys) and the reports it renders.
+DEMO_NETWORK_JOBS = ("scrape-trending", "sync-whop", "refresh-competitors", "collect-outcomes")
+DEMO_REPORTS = ("tier-diagnosis", "tier-training")
+DEMO_DRAFTS = (
+    ("Wait for it... the secret to crispy rice #cooking #fyp", None),  # the busiest creator
+    ("my cat doing nothing #cat", "brand_new_creator"),
+)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: ingest the bundled real data, run every job's notebook, predict once."""
+    """The main job: ingest the bundled real data, run every job's notebook and the tier
+    reports, replay held-out videos, predict twice, and summarise."""
     from virtuna.calibration.backtest import run_backtest
+    from virtuna.config import get_settings
     from virtuna.engine.baseline import baseline_path, compute_baseline, save_baseline
+    from virtuna.log import configure_logging
     from virtuna.store import connect, one, utcnow
-    from virtuna.store.videos import video_summary
 
     db = _db_path(args)
     raw_dir = Path(args.data_dir)
     if not raw_dir.is_dir():
         raise CliError(f"{raw_dir}: no such folder")
-    print(f"store: {db}")
-    _print_reports(_ingest_paths([raw_dir], None, db))
-    with connect(db) as con:
-        summary = video_summary(con)
-        (rejects,) = one(con, "SELECT count(*) FROM ingest_rejects")
-    print()
-    print(_table(summary, ["source", "videos", "first_post", "last_post", "creators", "sounds"]))
-    print(f"\nrejected rows kept in ingest_rejects: {rejects}")
-    print(f"\njobs (executed notebooks and HTML under {args.reports_dir}):")
-
-    # The bundled data is historical: the jobs run "as of" its newest post / outcome.
     reports_dir = Path(args.reports_dir)
-    _run_step("calculate-trends", {"as_of": "latest"}, db, reports_dir)
-    for network_job in ("scrape-trending", "sync-whop", "refresh-competitors", "collect-outcomes"):
-        _run_step(network_job, {}, db, reports_dir)
-    _run_step("retrain-ml", {}, db, reports_dir)
-    try:
-        backtest = run_backtest(db_path=db)
-        print(
-            f"  backtest: {backtest.analyses} held-out videos replayed with model "
-            f"{backtest.model_id}; {backtest.resonating_share:.0%} reached tier 4-5"
-        )
-    except LookupError as exc:
-        print(f"  backtest: skipped ({exc})")
-    # With the schedule's own defaults: the backtest's outcomes count as reported now.
-    for name in ("calibration-audit", "validate-rules"):
-        _run_step(name, {}, db, reports_dir)
-    _run_step("model-health", {}, db, reports_dir)
-
-    with connect(db) as con:
-        baseline = compute_baseline(con)
-        (handle,) = one(
-            con,
-            "SELECT author_handle FROM scraped_videos WHERE author_handle IS NOT NULL "
-            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
-        )
-    path = save_baseline(baseline, baseline_path(db))
-    print(f"\ncalibration baseline over {baseline.video_count} videos written to {path}")
-    # Drafts posted now, as a user would: the bundled trend snapshots are too old to count, so
-    # the scores come from the signals the backtests had and their calibration applies.
-    now = utcnow()
-    _print_prediction(
-        "Wait for it... the secret to crispy rice #cooking #fyp", str(handle), now, db
-    )
-    _print_prediction("my cat doing nothing #cat", "brand_new_creator", now, db)
-    print(f"\nreports: {reports_dir / 'index.html'}")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    log_path = reports_dir / "demo.log"
+    print(f"store {db}; reports {reports_dir}; log lines in {log_path}")
+    jobs = ["calculate-trends", *DEMO_NETWORK_JOBS, "retrain-ml"]
+    later = ["calibration-audit", "validate-rules", "model-health", *DEMO_REPORTS]
+    steps = _Steps(total=len(jobs) + len(later) + 3)
+    with log_path.open("a", encoding="utf-8") as log_file:
+        configure_logging(get_settings(), stream=log_file)
+        with steps.step("ingest data/raw") as outcome:
+            reports = _ingest_paths([raw_dir], None, db, progress=False)
+            for report in reports:
+                if not report.balanced:
+                    raise CliError(f"{report.path}: counts do not add up: {report.as_dict()}")
+            stored = sum(r.inserted + r.updated for r in reports)
+            rejected = sum(r.rejected for r in reports)
+            outcome.append(
+                f"{stored:,} videos from {len(reports)} files; rejected rows, kept with "
+                f"their reason in ingest_rejects: {rejected:,}"
+            )
+        # The bundled data is historical: trends run "as of" its newest post; every other
+        # job runs with the schedule's own defaults, as a scheduled run would.
+        for name in jobs:
+            values = {"as_of": "latest"} if name == "calculate-trends" else {}
+            _run_step(steps, name, values, db, reports_dir)
+        with steps.step("backtest") as outcome:
+            try:
+                backtest = run_backtest(db_path=db)
+                outcome.append(
+                    f"{backtest.analyses:,} held-out videos replayed with {backtest.model_id}; "
+                    f"{backtest.resonating_share:.0%} resonated"
+                )
+            except LookupError as exc:
+                outcome.append(f"skipped - {exc}")
+        for name in later:
+            _run_step(steps, name, {}, db, reports_dir)
+        with steps.step("predict two drafts") as outcome:
+            with connect(db) as con:
+                save_baseline(compute_baseline(con), baseline_path(db))
+                (busiest,) = one(
+                    con,
+                    "SELECT author_handle FROM scraped_videos WHERE author_handle IS NOT NULL "
+                    "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+                )
+            # Drafts posted now, as a user would: the bundled trend snapshots are too old to
+            # count, so the scores come from the signals the backtests had.
+            now = utcnow()
+            drafts = [(text, handle or str(busiest)) for text, handle in DEMO_DRAFTS]
+            predictions = [_predict(text, handle, now, db) for text, handle in drafts]
+            outcome.append(", ".join(f"{r.overall_score:.0f}/100" for r in predictions))
+    for result, (text, handle) in zip(predictions, drafts, strict=True):
+        _print_prediction(result, text, handle, now)
+    print()
+    _print_summary(db, reports_dir)
     return 0
 
 
-def _run_step(name: str, parameters: dict[str, object], db: Path, reports_dir: Path) -> None:
+def _run_step(
+    steps: _Steps, name: str, parameters: dict[str, object], db: Path, reports_dir: Path
+) -> None:
     """One job of the demo, run like any scheduled run, and its outcome on one line."""
     from virtuna.jobs.runner import run_job
 
-    result = run_job(name, parameters, db_path=db, reports_dir=reports_dir)
-    detail = result.summary or result.error or ""
-    print(f"  {name}: {result.status}" + (f" - {detail}" if detail else ""))
+    with steps.step(name) as outcome:
+        result = run_job(name, parameters, db_path=db, reports_dir=reports_dir)
+        detail = " ".join((result.summary or result.error or "").split())
+        outcome.append(result.status + (f" - {detail[:150]}" if detail else ""))
 
 
-def _print_prediction(text: str, handle: str, when: datetime, db: Path) -> None:
-    """One prediction as the demo shows it (LLMs only when their keys are set)."""
+def _print_summary(db: Path, reports_dir: Path) -> None:
+    """The demo's closing table: the data, the served models beside the baseline a sceptic
+    would try first, the calibration maps and where the reports are."""
+    import json
+
+    from virtuna.store import connect, one, run
+
+    with connect(db) as con:
+        videos, sources, creators = one(
+            con,
+            "SELECT count(*), count(DISTINCT source), "
+            "count(DISTINCT coalesce(author_handle, author_id)) FROM scraped_videos",
+        )
+        (rejects,) = one(con, "SELECT count(*) FROM ingest_rejects")
+        models = run(con, "SELECT tier_scheme, card FROM models WHERE is_active ORDER BY 1")
+        maps = run(
+            con,
+            "SELECT profile, held_out_count, ece_before, ece_after FROM calibration_params "
+            "WHERE is_active ORDER BY profile",
+        )
+    rows: list[dict[str, object]] = [
+        {
+            "what": "data",
+            "figures": f"{videos:,} videos from {sources} sources, {creators:,} creators; "
+            f"{rejects:,} rejected rows kept",
+        }
+    ]
+    for scheme, card in models:
+        served = json.loads(str(card))
+        m = served["metrics"]
+        rows.append(
+            {
+                "what": f"model {scheme}",
+                "figures": f"{served['kind']}: accuracy {m.get('accuracy', float('nan')):.3f}, "
+                f"spearman {m.get('spearman', float('nan')):.3f}; "
+                f"{m.get('reference', 'baseline')}: "
+                f"{m.get('reference_accuracy', float('nan')):.3f}, "
+                f"{m.get('reference_spearman', float('nan')):.3f} ({m.get('split')})",
+            }
+        )
+    if not models:
+        rows.append({"what": "model", "figures": "none promoted: see the retrain-ml report"})
+    for profile, count, before, after in maps:
+        rows.append(
+            {
+                "what": f"calibration {profile}",
+                "figures": f"held-out ECE {before:.3f} -> {after:.3f} on {count or 0:,} outcomes",
+            }
+        )
+    if not maps:
+        rows.append({"what": "calibration", "figures": "no active map: scores are served raw"})
+    rows.append({"what": "reports", "figures": str(reports_dir / "index.html")})
+    _print_table(rows, ["what", "figures"], title="Summary")
+
+
+def _predict(text: str, handle: str, when: datetime, db: Path) -> PredictionResult:
+    """One prediction as a user would ask for it (LLMs only when their keys are set)."""
     import asyncio
 
     from virtuna.engine.pipeline import Engine
@@ -208,10 +355,14 @@ def _print_prediction(text: str, handle: str, when: datetime, db: Path) -> None:
                 {"content_text": text, "creator_handle": handle, "planned_post_time": when}
             )
 
-    result = asyncio.run(run())
-    print(f"\nprediction for {text!r} by @{handle}, planned for {when:%Y-%m-%d %H:%M} UTC:")
+    return asyncio.run(run())
+
+
+def _print_prediction(result: PredictionResult, text: str, handle: str, when: datetime) -> None:
+    """One prediction as the demo shows it: the score and what it means, the signals, and the
+    warnings counted (the whole result is stored in analysis_results)."""
     target = {
-        "beats_usual": "beats your usual (tier 4 of your own posts)",
+        "beats_usual": "beats the creator's usual (tier 4 of their own posts)",
         "reference_tier": "reaches tier 4 of the reference population",
     }.get(result.score_target, result.score_target)
     views = f", {result.resonates_at_views:,.0f}+ views" if result.resonates_at_views else ""
@@ -220,27 +371,24 @@ def _print_prediction(text: str, handle: str, when: datetime, db: Path) -> None:
         if result.is_calibrated
         else "uncalibrated"
     )
+    print(f"\n{text!r} by @{handle}, planned for {when:%Y-%m-%d %H:%M} UTC:")
     print(
-        f"  overall {result.overall_score}: the chance it {target}{views}; {calibrated}, "
-        f"raw {result.raw_score}, profile {result.signal_profile}"
+        f"  {result.overall_score:.1f}/100: the chance it {target}{views}; {calibrated}, raw "
+        f"{result.raw_score:.1f}; confidence {result.confidence_label}"
     )
-    print(
-        f"  confidence {result.confidence_label} ({result.confidence}); rules "
-        f"{result.rule_score}, trends {result.trend_score}, gemini {result.gemini_score}, "
-        f"behavioural {result.behavioral_score}, ml {result.ml_score}"
-    )
-    weights = ", ".join(f"{k} {v}" for k, v in result.score_weights.items())
-    print(f"  weights: {weights}")
-    if result.tiers:
-        absolute, relative = result.tiers["absolute"], result.tiers["relative"]
-        line = f"  tier {absolute['tier']} of 5 over the reference population ({absolute['kind']})"
-        if result.tiers["usual_tier"] is not None:
-            line += f"; your usual is tier {result.tiers['usual_tier']}"
-        if relative is not None:
-            line += f"; chance to beat your usual {relative['beats_usual']:.0%}"
-        print(line)
-    for warning in result.warnings:
-        print(f"  warning: {warning}")
+    signals = {
+        "rules": result.rule_score,
+        "trends": result.trend_score,
+        "gemini": result.gemini_score,
+        "behavioural": result.behavioral_score,
+        "ml": result.ml_score,
+    }
+    shown = ", ".join(f"{k} {v:.0f}" for k, v in signals.items() if v is not None)
+    missing = [k for k, v in signals.items() if v is None]
+    line = f"  signals: {shown}" + (f"; unavailable: {', '.join(missing)}" if missing else "")
+    if result.tiers and result.tiers["usual_tier"] is not None:
+        line += f"; the creator's usual tier {result.tiers['usual_tier']}"
+    print(line + f"; {len(result.warnings)} warnings")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -348,11 +496,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from virtuna.jobs import scheduler
 
     if args.action == "list":
-        print(
-            _table(
-                scheduler.schedule_table(db_path=_db_path(args)),
-                ["job", "cron (UTC)", "next run", "last run", "last status", "network"],
-            )
+        _print_table(
+            scheduler.schedule_table(db_path=_db_path(args)),
+            ["job", "cron (UTC)", "next run", "last run", "last status", "network"],
         )
     elif args.action == "crontab":
         print(scheduler.crontab())
@@ -382,7 +528,10 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `virtuna` command."""
+    from virtuna import __version__
+
     parser = argparse.ArgumentParser(prog="virtuna", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"virtuna {__version__}")
     parser.add_argument("--db", help="store file (default: VIRTUNA_DB_PATH)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -403,8 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings.set_defaults(func=cmd_settings)
 
     serve = sub.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.set_defaults(func=cmd_serve)
 
     creators = sub.add_parser("creators", help="tracked creators")
@@ -418,13 +567,18 @@ def build_parser() -> argparse.ArgumentParser:
     users_sub = users.add_subparsers(dest="users_command", required=True)
     create = users_sub.add_parser("create", help="create a user and print their API key once")
     create.add_argument("name", help="unique user name")
-    create.add_argument("--tier", choices=["free", "starter", "pro"], default="free")
+    create.add_argument(
+        "--tier",
+        choices=["free", "starter", "pro"],
+        default="free",
+        help="membership tier, which sets the rate limits (free)",
+    )
     create.set_defaults(func=cmd_users_create)
     consent = users_sub.add_parser(
         "consent", help="let collect-outcomes scrape a user's posts' stats (on) or not (off)"
     )
     consent.add_argument("name", help="the user's name")
-    consent.add_argument("consent", choices=["on", "off"])
+    consent.add_argument("consent", choices=["on", "off"], help="on: collect; off: do not")
     consent.set_defaults(func=cmd_users_consent)
 
     jobs = sub.add_parser("jobs", help="run scheduled jobs by hand")
@@ -442,7 +596,12 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.set_defaults(func=cmd_jobs_run)
 
     schedule = sub.add_parser("schedule", help="the job schedule")
-    schedule.add_argument("action", choices=["list", "run-due", "serve", "crontab"])
+    schedule.add_argument(
+        "action",
+        choices=["list", "run-due", "serve", "crontab"],
+        help="list: jobs with next and last runs; run-due: run what is due once; serve: run "
+        "jobs as they fall due until stopped; crontab: print the schedule as crontab lines",
+    )
     schedule.set_defaults(func=cmd_schedule)
 
     demo = sub.add_parser("demo", help="run the main job on the bundled real data")
