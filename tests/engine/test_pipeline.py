@@ -152,8 +152,18 @@ def test_both_llms_down_is_a_partial_low_confidence_result(
 
 def test_unconfigured_llms_say_so_and_weights_are_redistributed(db_path: Path) -> None:
     result = _analyze(_engine(db_path, None, None))
-    assert "Gemini not configured (GEMINI_API_KEY)" in result.warnings
-    assert "DeepSeek not configured (DEEPSEEK_API_KEY)" in result.warnings
+    content, reasoning = (
+        next(w for w in result.warnings if w.startswith(f"{first} not configured"))
+        for first in ("Gemini", "DeepSeek")
+    )
+    # every provider of the role's order is named as skipped
+    assert content == (
+        "Gemini not configured (GEMINI_API_KEY); "
+        "no Anthropic fallback (ANTHROPIC_API_KEY not configured); "
+        "no OpenAI fallback (OPENAI_API_KEY not configured); "
+        "no DeepSeek fallback (DEEPSEEK_API_KEY not configured)"
+    )
+    assert "no Gemini fallback (GEMINI_API_KEY not configured)" in reasoning
     assert any(w.startswith("Weights redistributed") for w in result.warnings)
     assert result.cost_cents == 0
 

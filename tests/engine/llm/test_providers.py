@@ -1,4 +1,5 @@
-"""The Providers container, one log line and breadcrumb per request, stage costs."""
+"""The Providers container and its role chains, one log line and breadcrumb per request,
+stage costs."""
 
 from __future__ import annotations
 
@@ -24,17 +25,31 @@ from virtuna.engine.schema import ContentPayload
 from virtuna.log import stage
 
 
-async def test_from_settings_shares_one_client_and_has_two_breakers(
+async def test_from_settings_shares_one_client_and_has_a_breaker_each(
     fake_gemini: FakeGemini, fake_deepseek: FakeDeepSeek, sleeps: Sleeps
 ) -> None:
     providers = Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps)
-    assert providers.gemini._http is providers.deepseek._http is providers.http
-    assert providers.gemini.breaker is not providers.deepseek.breaker
-    assert providers.deepseek.gemini is providers.gemini
+    assert all(client._http is providers.http for client in providers.clients)
+    assert len({id(breaker) for breaker in providers.breakers}) == 4
+    assert [b.name for b in providers.breakers] == ["gemini", "deepseek", "anthropic", "openai"]
     assert providers.gemini.breaker.failure_threshold == 3
     assert providers.deepseek.breaker.backoff_s == (1.0, 3.0, 9.0)
+    assert {role: chain.providers for role, chain in providers.chains.items()} == {
+        "content": ["gemini", "anthropic", "openai", "deepseek"],
+        "reasoning": ["deepseek", "gemini", "anthropic", "openai"],
+        "rules": ["deepseek", "gemini", "anthropic", "openai"],
+    }
+    # a chain holds the same clients (and so the same breakers) as the container
+    assert providers.chains["reasoning"].clients[1] is providers.gemini
     await providers.aclose()
     assert providers.http.is_closed
+
+
+async def test_orders_come_from_settings(sleeps: Sleeps) -> None:
+    settings = llm_settings(llm_content_order="openai, Anthropic", llm_rules_order="gemini")
+    async with Providers.from_settings(settings, sleep=sleeps) as providers:
+        assert providers.chains["content"].providers == ["openai", "anthropic"]
+        assert providers.chains["rules"].providers == ["gemini"]
 
 
 async def test_breakers_come_from_settings_and_reset(
@@ -141,7 +156,7 @@ async def test_request_cost_is_added_to_the_running_stage(
     async with Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps) as p:
         with stage("llm") as running:
             analysis = await p.gemini.analyze_content(payload, baseline)
-            reasoning = await p.deepseek.reason(
+            reasoning = await p.reason(
                 payload,
                 gemini=analysis.value,
                 rule_names=["Question Hook"],
@@ -164,7 +179,7 @@ async def test_fallback_value_matches_the_deepseek_schema(
     fake_deepseek.status(401, "Authentication Fails")
     fake_gemini.ok(valid_deepseek_reasoning(confidence="low"))
     async with Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps) as p:
-        reply = await p.deepseek.reason(
+        reply = await p.reason(
             payload,
             gemini=None,
             rule_names=[],
