@@ -76,3 +76,19 @@ def test_env_example_lists_every_variable() -> None:
     example = (REPO / ".env.example").read_text(encoding="utf-8")
     names = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, flags=re.M))
     assert names == VARIABLES
+
+
+def test_provider_orders_are_cleaned_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.provider_order("content") == ["gemini", "anthropic", "openai", "deepseek"]
+    assert settings.provider_order("reasoning") == ["deepseek", "gemini", "anthropic", "openai"]
+    monkeypatch.setenv("LLM_RULES_ORDER", " OpenAI , anthropic,")
+    assert load_settings().provider_order("rules") == ["openai", "anthropic"]
+    for bad, expected in (
+        ("gemini,claude", "unknown provider 'claude'"),
+        ("openai,openai", "at most once"),
+        (",", "at most once"),
+    ):
+        monkeypatch.setenv("LLM_RULES_ORDER", bad)
+        with pytest.raises(SettingsError, match=f"LLM_RULES_ORDER: .*{expected}"):
+            load_settings()

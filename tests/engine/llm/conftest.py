@@ -1,4 +1,4 @@
-"""Fixtures for the LLM tests: the fake providers, a draft, a baseline, clocks and sleeps.
+"""Fixtures for the LLM tests: the four fake providers, a draft, a baseline, clocks and sleeps.
 
 `async def` tests in this folder run in a fresh event loop each (asyncio.run), so no async
 plugin is needed.
@@ -18,6 +18,8 @@ from virtuna.engine.schema import ContentPayload
 
 fake_gemini = llm_fakes.fake_gemini
 fake_deepseek = llm_fakes.fake_deepseek
+fake_anthropic = llm_fakes.fake_anthropic
+fake_openai = llm_fakes.fake_openai
 
 
 @pytest.hookimpl(tryfirst=True)
