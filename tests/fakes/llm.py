@@ -695,11 +695,10 @@ class FakeGemini(_FakeLLM):
         return None
 
     def _default_reply(self, request: RecordedRequest) -> Any:
-        """The 5-factor analysis for a schema'd request, else (a fallback) a reasoning reply."""
+        """The reply the responseSchema (or, without one, the prompt) asks for."""
         config = (request.json or {}).get("generationConfig") or {}
-        if "responseSchema" in config:
-            return valid_gemini_analysis()
-        return valid_deepseek_reasoning()
+        keys = set((config.get("responseSchema") or {}).get("properties", {}))
+        return _reply_for(self._prompt_of(request.json), keys)
 
     def _invalid_reply(self, request: RecordedRequest) -> Any:
         """An analysis with only 4 factors."""
@@ -808,12 +807,9 @@ class FakeDeepSeek(_FakeLLM):
         return None
 
     def _default_reply(self, request: RecordedRequest) -> Any:
-        """Rule evaluations for the listed rules, or a behavioural reasoning reply."""
-        prompt = self._prompt_of(request.json)
-        if '"evaluations"' in prompt:
-            names = [m.group(1) for line in prompt.splitlines() if (m := _RULE_LINE.match(line))]
-            return valid_rule_evaluations(names)
-        return valid_deepseek_reasoning()
+        """Rule evaluations for the listed rules, content factors or a reasoning reply, as the
+        prompt asks."""
+        return _reply_for(self._prompt_of(request.json), set())
 
     def _invalid_reply(self, request: RecordedRequest) -> Any:
         """A reasoning reply without component_scores and with no suggestions."""
