@@ -37,6 +37,7 @@ from virtuna.engine.calibrate import PlattParams, active_calibrations
 from virtuna.engine.creator import CreatorContext, creator_context
 from virtuna.engine.llm import LLMCallRecord, LLMReply, Providers
 from virtuna.engine.llm.schemas import DeepSeekReasoning, GeminiAnalysis, RuleEvaluations
+from virtuna.engine.llm.tasks import content_task, reasoning_task, rules_task
 from virtuna.engine.normalize import normalize
 from virtuna.engine.rules import Rule, RuleResult, load_active_rules, score_rules, semantic_rules
 from virtuna.engine.schema import (
@@ -326,7 +327,7 @@ class Engine:
         return score_trends(tables, payload.content_text, payload.hashtags)
 
     async def _gemini(self, payload: ContentPayload, run: _Run) -> GeminiAnalysis | None:
-        reply = await self.providers.analyze_content(payload, self.baseline)
+        reply = await self.providers.run(content_task(payload, self.baseline))
         run.take(reply)
         if reply.value is not None:
             run.content_model = reply.model
@@ -336,8 +337,8 @@ class Engine:
         semantic: dict[str, float] | None = None
         pending = semantic_rules(rules)
         if pending and payload.content_text.strip():
-            reply: LLMReply[RuleEvaluations] = await self.providers.evaluate_rules(
-                payload.content_text, pending
+            reply: LLMReply[RuleEvaluations] = await self.providers.run(
+                rules_task(payload.content_text, pending)
             )
             run.take(reply)
             if reply.value is not None:
@@ -353,13 +354,17 @@ class Engine:
         run: _Run,
     ) -> tuple[DeepSeekReasoning | None, str | None]:
         creator = context.creator or CreatorContext(payload.creator_handle, False)
-        reply = await self.providers.reason(
-            payload,
-            gemini=gemini,
-            rule_names=list(rules.matched_names) if rules else [],
-            trend_context=context.trends.context if context.trends else "Trend data unavailable.",
-            creator_context=creator.describe(),
-            baseline=self.baseline,
+        reply = await self.providers.run(
+            reasoning_task(
+                payload,
+                gemini=gemini,
+                rule_names=list(rules.matched_names) if rules else [],
+                trend_context=(
+                    context.trends.context if context.trends else "Trend data unavailable."
+                ),
+                creator_context=creator.describe(),
+                baseline=self.baseline,
+            )
         )
         run.take(reply)
         return reply.value, (reply.model if reply.value is not None else None)

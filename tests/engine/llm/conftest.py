@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes import llm as llm_fakes
 from virtuna.engine.baseline import CalibrationBaseline, Differentiator, Percentiles
+from virtuna.engine.llm import DeepSeekReasoning, Task, reasoning_task
 from virtuna.engine.schema import ContentPayload
 
 fake_gemini = llm_fakes.fake_gemini
@@ -122,4 +123,13 @@ def baseline() -> CalibrationBaseline:
                 name="like_rate", viral_median=0.11, average_median=0.08, difference_pct=38
             ),
         ],
+    )
+
+
+def bare_reasoning_task(
+    payload: ContentPayload, baseline: CalibrationBaseline
+) -> Task[DeepSeekReasoning]:
+    """The reasoning task without Gemini's reading, rules, trends or creator context."""
+    return reasoning_task(
+        payload, gemini=None, rule_names=[], trend_context="", creator_context="", baseline=baseline
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.engine.llm.conftest import Sleeps
+from tests.engine.llm.conftest import Sleeps, bare_reasoning_task
 from tests.fakes.llm import (
     FakeAnthropic,
     llm_settings,
@@ -19,7 +19,7 @@ from virtuna.engine.llm import (
     RuleEvaluations,
     Usage,
 )
-from virtuna.engine.llm.tasks import content_task, reasoning_task, rules_task
+from virtuna.engine.llm.tasks import content_task, rules_task
 from virtuna.engine.schema import ContentPayload
 
 
@@ -75,16 +75,7 @@ async def test_every_role_is_served_with_its_reply_model(
     baseline: CalibrationBaseline,
 ) -> None:
     claude = client(fake_anthropic, sleeps)
-    reasoning = await claude.run(
-        reasoning_task(
-            payload,
-            gemini=None,
-            rule_names=[],
-            trend_context="",
-            creator_context="",
-            baseline=baseline,
-        )
-    )
+    reasoning = await claude.run(bare_reasoning_task(payload, baseline))
     rules = await claude.run(rules_task("Wait for it...", [("Loop Structure", "Loops?")]))
     await claude.aclose()
     assert isinstance(reasoning.value, DeepSeekReasoning)

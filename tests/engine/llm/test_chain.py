@@ -17,7 +17,14 @@ from tests.fakes.llm import (
     timeout_transport,
 )
 from virtuna.engine.baseline import CalibrationBaseline
-from virtuna.engine.llm import FallbackChain, GeminiAnalysis, Providers, RuleEvaluations
+from virtuna.engine.llm import (
+    FallbackChain,
+    GeminiAnalysis,
+    Providers,
+    RuleEvaluations,
+    content_task,
+    rules_task,
+)
 from virtuna.engine.schema import ContentPayload
 
 Fakes = tuple[FakeGemini, FakeDeepSeek, FakeAnthropic, FakeOpenAI]
@@ -44,7 +51,7 @@ async def test_first_fails_second_times_out_third_answers(
     gemini.status(500, "An internal error has occurred.", times=3)
     anthropic.timeout()
     async with providers(fakes, sleeps) as p:
-        reply = await p.analyze_content(payload, baseline)
+        reply = await p.run(content_task(payload, baseline))
 
     assert reply.ok and isinstance(reply.value, GeminiAnalysis) and reply.fallback_used
     assert (reply.provider, reply.model) == ("openai", "gpt-6-luna")
@@ -73,9 +80,9 @@ async def test_an_open_breaker_skips_its_provider_without_a_request(
     async with providers(
         fakes, sleeps, breaker_failure_threshold=1, breaker_backoff_s="60", llm_max_retries=0
     ) as p:
-        first = await p.analyze_content(payload, baseline)
+        first = await p.run(content_task(payload, baseline))
         assert first.provider == "anthropic" and p.gemini.breaker.state == "open"
-        second = await p.analyze_content(payload, baseline)
+        second = await p.run(content_task(payload, baseline))
     assert len(gemini.requests) == 1  # the open breaker refused without calling Gemini
     assert second.ok and second.provider == "anthropic"
     assert (second.warning or "").startswith("Gemini circuit breaker open; next probe in")
@@ -89,7 +96,7 @@ async def test_unconfigured_providers_are_skipped_and_named(
     with FakeOpenAI() as openai:
         settings = llm_settings(openai=openai)
         async with Providers.from_settings(settings, sleep=sleeps) as p:
-            reply = await p.analyze_content(payload, baseline)
+            reply = await p.run(content_task(payload, baseline))
     assert reply.ok and reply.provider == "openai"
     assert reply.warning == (
         "Gemini not configured (GEMINI_API_KEY); "
@@ -103,7 +110,7 @@ async def test_the_first_answer_needs_no_warning(
     fakes: Fakes, sleeps: Sleeps, payload: ContentPayload, baseline: CalibrationBaseline
 ) -> None:
     async with providers(fakes, sleeps) as p:
-        reply = await p.analyze_content(payload, baseline)
+        reply = await p.run(content_task(payload, baseline))
     assert reply.ok and reply.provider == "gemini" and reply.warning is None
     assert not reply.fallback_used
     assert [len(f.requests) for f in fakes] == [1, 0, 0, 0]
@@ -115,7 +122,7 @@ async def test_when_none_answers_every_reason_is_kept(
     for fake in fakes:
         fake.status(500, "down", times=3)
     async with providers(fakes, sleeps) as p:
-        reply = await p.analyze_content(payload, baseline)
+        reply = await p.run(content_task(payload, baseline))
     assert reply.status == "failed" and reply.value is None and not reply.fallback_used
     assert reply.provider == "gemini"  # the chain's first provider
     assert len(reply.calls) == 12 and {c.provider for c in reply.calls} == {
@@ -131,7 +138,7 @@ async def test_rules_fall_back_from_deepseek(fakes: Fakes, sleeps: Sleeps) -> No
     gemini, deepseek, anthropic, _ = fakes
     deepseek.status(402, "Insufficient Balance")
     async with providers(fakes, sleeps, llm_rules_order="deepseek,anthropic") as p:
-        reply = await p.evaluate_rules("Wait for it...", [("Loop Structure", "Loops?")])
+        reply = await p.run(rules_task("Wait for it...", [("Loop Structure", "Loops?")]))
     assert isinstance(reply.value, RuleEvaluations) and reply.provider == "anthropic"
     assert [c.purpose for c in reply.calls] == ["rule-evaluation"] * 2
     assert gemini.requests == [] and len(anthropic.requests) == 1

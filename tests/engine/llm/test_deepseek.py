@@ -57,15 +57,6 @@ async def reason(
     backup: GeminiClient | None = None,
 ) -> LLMReply[DeepSeekReasoning]:
     """The reasoning with the test contexts: DeepSeek alone, or chained to backup."""
-    if backup is None:
-        return await client.reason(
-            payload,
-            gemini=gemini,
-            rule_names=RULES,
-            trend_context=TREND_CONTEXT,
-            creator_context=CREATOR_CONTEXT,
-            baseline=baseline,
-        )
     task = reasoning_task(
         payload,
         gemini=gemini,
@@ -74,6 +65,8 @@ async def reason(
         creator_context=CREATOR_CONTEXT,
         baseline=baseline,
     )
+    if backup is None:
+        return await client.run(task)
     return await FallbackChain("reasoning", [client, backup]).run(task)
 
 

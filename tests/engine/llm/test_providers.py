@@ -11,7 +11,7 @@ import pytest
 import sentry_sdk
 from structlog.testing import capture_logs
 
-from tests.engine.llm.conftest import Sleeps
+from tests.engine.llm.conftest import Sleeps, bare_reasoning_task
 from tests.fakes.llm import (
     FakeDeepSeek,
     FakeGemini,
@@ -21,6 +21,7 @@ from tests.fakes.llm import (
 )
 from virtuna.engine.baseline import CalibrationBaseline
 from virtuna.engine.llm import DeepSeekReasoning, Providers
+from virtuna.engine.llm.tasks import reasoning_task
 from virtuna.engine.schema import ContentPayload
 from virtuna.log import stage
 
@@ -128,14 +129,7 @@ async def test_failed_request_logs_a_warning_with_the_reason(
     fake_deepseek.status(500, "Internal server error", times=3)
     async with Providers.from_settings(llm_settings(None, fake_deepseek), sleep=sleeps) as p:
         with capture_logs() as logs:
-            reply = await p.deepseek.reason(
-                payload,
-                gemini=None,
-                rule_names=[],
-                trend_context="",
-                creator_context="",
-                baseline=baseline,
-            )
+            reply = await p.deepseek.run(bare_reasoning_task(payload, baseline))
     assert reply.status == "failed"
     [line] = [line for line in logs if line["event"] == "llm request"]
     assert line["log_level"] == "warning" and line["status"] == "failed"
@@ -156,13 +150,15 @@ async def test_request_cost_is_added_to_the_running_stage(
     async with Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps) as p:
         with stage("llm") as running:
             analysis = await p.gemini.analyze_content(payload, baseline)
-            reasoning = await p.reason(
-                payload,
-                gemini=analysis.value,
-                rule_names=["Question Hook"],
-                trend_context="#pasta trending",
-                creator_context="new creator",
-                baseline=baseline,
+            reasoning = await p.run(
+                reasoning_task(
+                    payload,
+                    gemini=analysis.value,
+                    rule_names=["Question Hook"],
+                    trend_context="#pasta trending",
+                    creator_context="new creator",
+                    baseline=baseline,
+                )
             )
     assert reasoning.fallback_used
     total = analysis.cost_cents + reasoning.cost_cents
@@ -179,14 +175,7 @@ async def test_fallback_value_matches_the_deepseek_schema(
     fake_deepseek.status(401, "Authentication Fails")
     fake_gemini.ok(valid_deepseek_reasoning(confidence="low"))
     async with Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps) as p:
-        reply = await p.reason(
-            payload,
-            gemini=None,
-            rule_names=[],
-            trend_context="",
-            creator_context="",
-            baseline=baseline,
-        )
+        reply = await p.run(bare_reasoning_task(payload, baseline))
     assert isinstance(reply.value, DeepSeekReasoning) and reply.value.confidence == "low"
     assert reply.fallback_used and reply.model == "gemini-2.5-flash"
 

@@ -2,28 +2,29 @@
 own circuit breaker, and one ordered fallback chain per role.
 
     async with Providers.from_settings(get_settings()) as providers:
-        analysis = await providers.analyze_content(payload, baseline)
-        rules = await providers.evaluate_rules(content_text, semantic_rules)
-        reasoning = await providers.reason(payload, gemini=analysis.value, ...)
+        analysis = await providers.run(content_task(payload, baseline))
+        rules = await providers.run(rules_task(content_text, semantic_rules))
+        reasoning = await providers.run(reasoning_task(payload, gemini=analysis.value, ...))
 
-Each role tries the providers of its order (LLM_CONTENT_ORDER, LLM_REASONING_ORDER,
-LLM_RULES_ORDER) until one answers; an unconfigured provider is skipped and the warning says
-so. The single clients (`providers.gemini.analyze_content`, `providers.deepseek.reason`...)
-ask one provider only. Requests never raise for provider trouble: they return an `LLMReply`
-whose `status` is ok, not-configured, failed or circuit-open, with a warning, the
-per-attempt `calls` (each naming its provider) and the exact `cost_cents` (Decimal, from the
-dated price table in `pricing`).
+A task (`tasks`) goes down its role's provider order (LLM_CONTENT_ORDER, LLM_REASONING_ORDER,
+LLM_RULES_ORDER) until a provider answers; an unconfigured provider is skipped and the warning
+says so. A single client (`providers.gemini.run(task)`, `providers.gemini.analyze_content`,
+`providers.deepseek.evaluate_rules`) asks one provider only. Requests never raise for provider
+trouble: they return an `LLMReply` whose `status` is ok, not-configured, failed or
+circuit-open, with a warning, the per-attempt `calls` (each naming its provider) and the exact
+`cost_cents` (Decimal, from the dated price table in `pricing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from virtuna.config import Settings
-from virtuna.engine.baseline import CalibrationBaseline
 from virtuna.engine.llm.anthropic import AnthropicClient
 from virtuna.engine.llm.base import (
     RETRY_INSTRUCTION,
@@ -66,8 +67,9 @@ from virtuna.engine.llm.schemas import (
     Suggestion,
     strict_schema,
 )
-from virtuna.engine.llm.tasks import content_task, no_rules, reasoning_task, rules_task
-from virtuna.engine.schema import ContentPayload
+from virtuna.engine.llm.tasks import content_task, reasoning_task, rules_task
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
     "FACTOR_NAMES",
@@ -98,9 +100,12 @@ __all__ = [
     "Task",
     "UnknownModelError",
     "Usage",
+    "content_task",
     "cost_cents",
     "parse_reply",
     "price",
+    "reasoning_task",
+    "rules_task",
     "strict_schema",
     "strip_fences",
     "usage_from_anthropic",
@@ -169,40 +174,9 @@ class Providers:
         for breaker in self.breakers:
             breaker.reset()
 
-    async def analyze_content(
-        self, payload: ContentPayload, baseline: CalibrationBaseline
-    ) -> LLMReply[GeminiAnalysis]:
-        """The 5 content factors from the first provider of LLM_CONTENT_ORDER that answers."""
-        return await self.chains["content"].run(content_task(payload, baseline))
-
-    async def evaluate_rules(
-        self, content_text: str, rules: list[tuple[str, str]]
-    ) -> LLMReply[RuleEvaluations]:
-        """Every semantic rule scored in one request, down LLM_RULES_ORDER."""
-        if not rules:
-            return no_rules("none", "")
-        return await self.chains["rules"].run(rules_task(content_text, rules))
-
-    async def reason(
-        self,
-        payload: ContentPayload,
-        *,
-        gemini: GeminiAnalysis | None,
-        rule_names: list[str],
-        trend_context: str,
-        creator_context: str,
-        baseline: CalibrationBaseline,
-    ) -> LLMReply[DeepSeekReasoning]:
-        """The behavioural reasoning, down LLM_REASONING_ORDER."""
-        task = reasoning_task(
-            payload,
-            gemini=gemini,
-            rule_names=rule_names,
-            trend_context=trend_context,
-            creator_context=creator_context,
-            baseline=baseline,
-        )
-        return await self.chains["reasoning"].run(task)
+    async def run(self, task: Task[M]) -> LLMReply[M]:
+        """The first answer to task down its role's provider order."""
+        return await self.chains[task.role].run(task)
 
     async def aclose(self) -> None:
         """Close the shared HTTP client."""

@@ -18,25 +18,19 @@ cache_creation_input_tokens and output_tokens (thinking included). Errors are
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
-from virtuna.config import Settings
 from virtuna.engine.llm.base import (
     Extracted,
-    Plan,
     ProviderClient,
     ProviderError,
     Role,
-    Sleep,
     error_body,
     http_error,
-    provider_settings,
 )
-from virtuna.engine.llm.breaker import CircuitBreaker
 from virtuna.engine.llm.pricing import anthropic_usage_missing, usage_from_anthropic
 from virtuna.engine.llm.schemas import strict_schema
 
@@ -57,25 +51,9 @@ class AnthropicClient(ProviderClient):
     label = "Anthropic"
     key_variable = "ANTHROPIC_API_KEY"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        http: httpx.AsyncClient | None = None,
-        breaker: CircuitBreaker | None = None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        """A client from settings; without ANTHROPIC_API_KEY every request is `not-configured`."""
-        super().__init__(
-            **provider_settings(settings, self.provider, breaker), http=http, sleep=sleep
-        )
-        self.model = settings.anthropic_model
-        self._check_priced(self.model)
-
-    def _plan(self, role: Role, model_cls: type[BaseModel]) -> Plan:
+    def _schema(self, role: Role, model_cls: type[BaseModel]) -> dict[str, Any] | None:
         """Every role with the reply model's JSON schema."""
-        plan = super()._plan(role, model_cls)
-        return Plan(plan.model, strict_schema(model_cls), plan.timeout_s)
+        return strict_schema(model_cls)
 
     # ------------------------------------------------------------------ wire format
 

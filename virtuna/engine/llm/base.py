@@ -10,8 +10,8 @@ retried, so a fallback provider can answer instead. Every HTTP attempt leaves an
 failures come back as an `LLMReply` with a status and a warning.
 
 A `Task` is one role's request (content factors, behavioural reasoning, semantic rules) in
-provider-neutral form; `ProviderClient.run` sends it with the model, response schema and
-timeout that provider uses for the role.
+provider-neutral form; `ProviderClient.run` sends it with the model and response schema that
+provider uses for the role.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ __all__ = [
     "InvalidReply",
     "LLMCallRecord",
     "LLMReply",
-    "Plan",
     "ProviderClient",
     "ProviderError",
     "ReplyStatus",
@@ -52,7 +51,6 @@ __all__ = [
     "error_body",
     "http_error",
     "parse_reply",
-    "provider_settings",
     "retry_prompt",
     "strip_fences",
 ]
@@ -141,15 +139,6 @@ class Task(Generic[M]):
     model_cls: type[M]
     purpose: str
     soft_cap_cents: Decimal | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How one provider sends a role's task: model, response schema, timeout (None: its own)."""
-
-    model: str
-    schema: dict[str, Any] | None = None
-    timeout_s: float | None = None
 
 
 # --------------------------------------------------------------------------- errors
@@ -265,27 +254,6 @@ def retry_after_s(response: httpx.Response) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def provider_settings(
-    settings: Settings, provider: str, breaker: CircuitBreaker | None
-) -> dict[str, Any]:
-    """A `ProviderClient`'s arguments from the <provider>_api_key, _base_url and _timeout_s
-    settings, with a breaker of its own built from the breaker settings unless one is given."""
-    key = getattr(settings, f"{provider}_api_key")
-    return {
-        "api_key": key.get_secret_value() if key else None,
-        "base_url": getattr(settings, f"{provider}_base_url"),
-        "timeout_s": getattr(settings, f"{provider}_timeout_s"),
-        "max_retries": settings.llm_max_retries,
-        "breaker": breaker
-        or CircuitBreaker(
-            provider,
-            failure_threshold=settings.breaker_failure_threshold,
-            backoff_s=settings.breaker_backoff(),
-        ),
-        "secret_values": settings.secret_values(),
-    }
-
-
 def error_body(response: httpx.Response) -> tuple[dict[str, Any], str]:
     """The `error` object of an error answer and its message (the body's start if not JSON)."""
     try:
@@ -332,40 +300,44 @@ class Extracted:
 class ProviderClient:
     """The shared request loop; subclasses supply the wire format of one provider."""
 
-    provider: ClassVar[str]
+    provider: ClassVar[str]  # also the prefix of its settings: <provider>_api_key, _model...
     label: ClassVar[str]
     key_variable: ClassVar[str]
-    model: str
 
     def __init__(
         self,
+        settings: Settings,
         *,
-        api_key: str | None,
-        base_url: str,
-        timeout_s: float,
-        max_retries: int,
-        http: httpx.AsyncClient | None,
-        breaker: CircuitBreaker,
+        http: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
         sleep: Sleep = asyncio.sleep,
         retry_backoff_s: Sequence[float] = DEFAULT_RETRY_BACKOFF_S,
-        secret_values: Sequence[str] = (),
     ) -> None:
-        """A client; it closes `http` on aclose only when it created it.
+        """A client from its provider's settings (<provider>_api_key, _base_url, _timeout_s,
+        _model) with a breaker of its own unless one is given; without a key every request is
+        `not-configured`. It closes `http` on aclose only when it created it.
 
-        Error text it records or returns is scrubbed of its key and of secret_values (every
-        configured secret), since providers may echo a key back in an error message.
+        Error text it records or returns is scrubbed of every configured secret, since
+        providers may echo a key back in an error message.
         """
-        self._api_key = api_key or None
-        self._scrubber = Scrubber([*secret_values, *([api_key] if api_key else [])])
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
+        key = getattr(settings, f"{self.provider}_api_key")
+        self._api_key = key.get_secret_value() if key else None
+        self._scrubber = Scrubber(settings.secret_values())
+        self.base_url = getattr(settings, f"{self.provider}_base_url").rstrip("/")
+        self.timeout_s: float = getattr(settings, f"{self.provider}_timeout_s")
+        self.model: str = getattr(settings, f"{self.provider}_model")
+        self.max_retries = settings.llm_max_retries
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
-        self.breaker = breaker
+        self.breaker = breaker or CircuitBreaker(
+            self.provider,
+            failure_threshold=settings.breaker_failure_threshold,
+            backoff_s=settings.breaker_backoff(),
+        )
         self._sleep = sleep
         self.retry_backoff_s = tuple(retry_backoff_s) or (0.0,)
-        self.rules_timeout_s = min(RULES_TIMEOUT_S, timeout_s)
+        self.rules_timeout_s = min(RULES_TIMEOUT_S, self.timeout_s)
+        self._check_priced(self.model)
 
     @property
     def configured(self) -> bool:
@@ -385,9 +357,13 @@ class ProviderClient:
 
     # ------------------------------------------------------------------ provider hooks
 
-    def _plan(self, role: Role, model_cls: type[BaseModel]) -> Plan:
-        """How this provider sends a role's task (default: its model, JSON without a schema)."""
-        return Plan(self.model, timeout_s=self.rules_timeout_s if role == "rules" else None)
+    def _model_for(self, role: Role) -> str:
+        """The model that serves role."""
+        return self.model
+
+    def _schema(self, role: Role, model_cls: type[BaseModel]) -> dict[str, Any] | None:
+        """What constrains the reply to model_cls (None: JSON without a schema)."""
+        return None
 
     def _check_prompt(self, prompt: str) -> None:
         """Raise ValueError for a prompt the provider would refuse (a programming error)."""
@@ -425,15 +401,15 @@ class ProviderClient:
         )
 
     async def run(self, task: Task[M]) -> LLMReply[M]:
-        """Send a role's task the way this provider serves that role."""
-        plan = self._plan(task.role, task.model_cls)
+        """Send a role's task with the model and reply schema this provider uses for the role
+        (the semantic rules with the short rules timeout)."""
         return await self.request(
             task.prompt,
             task.model_cls,
-            model=plan.model,
+            model=self._model_for(task.role),
             purpose=task.purpose,
-            schema=plan.schema,
-            timeout_s=plan.timeout_s,
+            schema=self._schema(task.role, task.model_cls),
+            timeout_s=self.rules_timeout_s if task.role == "rules" else None,
             soft_cap_cents=task.soft_cap_cents,
         )
 

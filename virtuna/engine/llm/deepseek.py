@@ -1,5 +1,6 @@
-"""DeepSeek over its OpenAI-compatible REST API (JSON mode): the 5-step behavioural
-reasoning and the batched semantic-rule evaluation, and any other role it serves as a fallback.
+"""DeepSeek over its OpenAI-compatible REST API (JSON mode): first for the 5-step behavioural
+reasoning (`client.run(reasoning_task(...))`) and the batched semantic-rule evaluation (on the
+rules model, with a short timeout), and a fallback for the content factors.
 
 Fixes against the original: every request goes through DeepSeek's own circuit breaker (one
 request is one breaker failure), DeepSeek sees the real trend context, and a failure, timeout
@@ -13,17 +14,14 @@ import asyncio
 from typing import Any
 
 import httpx
-from pydantic import BaseModel
 
 from virtuna.config import Settings
-from virtuna.engine.baseline import CalibrationBaseline
-from virtuna.engine.llm.base import RULES_TIMEOUT_S, LLMReply, Plan, Role, Sleep, provider_settings
+from virtuna.engine.llm.base import RULES_TIMEOUT_S, LLMReply, Role, Sleep
 from virtuna.engine.llm.breaker import CircuitBreaker
 from virtuna.engine.llm.openai import ChatCompletionsClient
 from virtuna.engine.llm.pricing import Usage, usage_from_deepseek
-from virtuna.engine.llm.schemas import DeepSeekReasoning, GeminiAnalysis, RuleEvaluations
-from virtuna.engine.llm.tasks import no_rules, reasoning_task, rules_task
-from virtuna.engine.schema import ContentPayload
+from virtuna.engine.llm.schemas import RuleEvaluations
+from virtuna.engine.llm.tasks import no_rules, rules_task
 
 __all__ = ["RULES_TIMEOUT_S", "DeepSeekClient"]
 
@@ -45,36 +43,11 @@ class DeepSeekClient(ChatCompletionsClient):
         sleep: Sleep = asyncio.sleep,
         rules_timeout_s: float = RULES_TIMEOUT_S,
     ) -> None:
-        """A client from settings; without DEEPSEEK_API_KEY every request is `not-configured`."""
-        super().__init__(
-            **provider_settings(settings, self.provider, breaker), http=http, sleep=sleep
-        )
-        self.model = settings.deepseek_model
+        """A client from settings, with the rules model and its short timeout."""
+        super().__init__(settings, http=http, breaker=breaker, sleep=sleep)
         self.rules_model = settings.deepseek_rules_model
-        self.rules_timeout_s = min(rules_timeout_s, settings.deepseek_timeout_s)
-        self._check_priced(self.model, self.rules_model)
-
-    async def reason(
-        self,
-        payload: ContentPayload,
-        *,
-        gemini: GeminiAnalysis | None,
-        rule_names: list[str],
-        trend_context: str,
-        creator_context: str,
-        baseline: CalibrationBaseline,
-    ) -> LLMReply[DeepSeekReasoning]:
-        """Behavioural predictions via the 5-step prompt (no fallback: see `chain`)."""
-        return await self.run(
-            reasoning_task(
-                payload,
-                gemini=gemini,
-                rule_names=rule_names,
-                trend_context=trend_context,
-                creator_context=creator_context,
-                baseline=baseline,
-            )
-        )
+        self.rules_timeout_s = min(rules_timeout_s, self.timeout_s)
+        self._check_priced(self.rules_model)
 
     async def evaluate_rules(
         self, content_text: str, rules: list[tuple[str, str]]
@@ -84,11 +57,9 @@ class DeepSeekClient(ChatCompletionsClient):
             return no_rules(self.provider, self.rules_model)
         return await self.run(rules_task(content_text, rules))
 
-    def _plan(self, role: Role, model_cls: type[BaseModel]) -> Plan:
-        """The rules on the rules model with the short timeout; other roles on the main model."""
-        if role == "rules":
-            return Plan(self.rules_model, timeout_s=self.rules_timeout_s)
-        return super()._plan(role, model_cls)
+    def _model_for(self, role: Role) -> str:
+        """The rules on the rules model; other roles on the main model."""
+        return self.rules_model if role == "rules" else self.model
 
     # ------------------------------------------------------------------ wire format
 

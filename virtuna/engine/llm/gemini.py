@@ -8,27 +8,21 @@ table using the reply's usageMetadata (thinking tokens included, nothing invente
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from virtuna.config import Settings
 from virtuna.engine.baseline import CalibrationBaseline
 from virtuna.engine.llm.base import (
     Extracted,
     LLMReply,
-    Plan,
     ProviderClient,
     ProviderError,
     Role,
-    Sleep,
     error_body,
     http_error,
-    provider_settings,
 )
-from virtuna.engine.llm.breaker import CircuitBreaker
 from virtuna.engine.llm.pricing import gemini_usage_missing, usage_from_gemini
 from virtuna.engine.llm.schemas import FACTOR_NAMES, GeminiAnalysis
 from virtuna.engine.llm.tasks import content_task
@@ -73,21 +67,6 @@ class GeminiClient(ProviderClient):
     label = "Gemini"
     key_variable = "GEMINI_API_KEY"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        http: httpx.AsyncClient | None = None,
-        breaker: CircuitBreaker | None = None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        """A client from settings; without GEMINI_API_KEY every request is `not-configured`."""
-        super().__init__(
-            **provider_settings(settings, self.provider, breaker), http=http, sleep=sleep
-        )
-        self.model = settings.gemini_model
-        self._check_priced(self.model)
-
     async def analyze_content(
         self, payload: ContentPayload, baseline: CalibrationBaseline
     ) -> LLMReply[GeminiAnalysis]:
@@ -100,12 +79,9 @@ class GeminiClient(ProviderClient):
 
     # ------------------------------------------------------------------ wire format
 
-    def _plan(self, role: Role, model_cls: type[BaseModel]) -> Plan:
+    def _schema(self, role: Role, model_cls: type[BaseModel]) -> dict[str, Any] | None:
         """The content factors with their response schema; other roles as plain JSON."""
-        plan = super()._plan(role, model_cls)
-        return (
-            Plan(plan.model, GEMINI_ANALYSIS_SCHEMA, plan.timeout_s) if role == "content" else plan
-        )
+        return GEMINI_ANALYSIS_SCHEMA if role == "content" else None
 
     def _url(self, model: str) -> str:
         """POST {base}/v1beta/models/{model}:generateContent."""

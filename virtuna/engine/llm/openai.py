@@ -12,25 +12,19 @@ pydantic models to that (bounds move into descriptions; pydantic still checks th
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel
 
-from virtuna.config import Settings
 from virtuna.engine.llm.base import (
     Extracted,
-    Plan,
     ProviderClient,
     ProviderError,
     Role,
-    Sleep,
     error_body,
     http_error,
-    provider_settings,
 )
-from virtuna.engine.llm.breaker import CircuitBreaker
 from virtuna.engine.llm.pricing import Usage, chat_usage_missing, usage_from_openai
 from virtuna.engine.llm.schemas import strict_schema
 
@@ -95,26 +89,9 @@ class OpenAIClient(ChatCompletionsClient):
     label = "OpenAI"
     key_variable = "OPENAI_API_KEY"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        http: httpx.AsyncClient | None = None,
-        breaker: CircuitBreaker | None = None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        """A client from settings; without OPENAI_API_KEY every request is `not-configured`."""
-        super().__init__(
-            **provider_settings(settings, self.provider, breaker), http=http, sleep=sleep
-        )
-        self.model = settings.openai_model
-        self._check_priced(self.model)
-
-    def _plan(self, role: Role, model_cls: type[BaseModel]) -> Plan:
-        """Every role with the reply model's strict JSON schema (named after the model)."""
-        plan = super()._plan(role, model_cls)
-        schema = {"name": model_cls.__name__, "strict": True, "schema": strict_schema(model_cls)}
-        return Plan(plan.model, schema, plan.timeout_s)
+    def _schema(self, role: Role, model_cls: type[BaseModel]) -> dict[str, Any] | None:
+        """Every role with the reply model's strict JSON schema, named after the model."""
+        return {"name": model_cls.__name__, "strict": True, "schema": strict_schema(model_cls)}
 
     def _body(self, prompt: str, model: str, schema: dict[str, Any] | None) -> dict[str, Any]:
         """One user message; a strict json_schema response format (JSON mode without one)."""
