@@ -131,7 +131,8 @@ class Suggestion(BaseModel):
 
 
 class DeepSeekReasoning(BaseModel):
-    """The behavioural reasoning reply (DeepSeek, or Gemini as its fallback)."""
+    """The behavioural reasoning reply (DeepSeek, or whichever provider of its fallback order
+    answers)."""
 
     behavioral_predictions: BehavioralPredictions
     component_scores: ComponentScores
