@@ -89,3 +89,19 @@ def test_a_relative_store_path_is_taken_from_the_project_root(
     assert load_settings().virtuna_db_path == PROJECT_ROOT / "data" / "virtuna.duckdb"
     monkeypatch.setenv("VIRTUNA_DB_PATH", str(tmp_path / "own.duckdb"))
     assert load_settings().virtuna_db_path == tmp_path / "own.duckdb"
+
+
+def test_provider_orders_are_cleaned_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.provider_order("content") == ["gemini", "anthropic", "openai", "deepseek"]
+    assert settings.provider_order("reasoning") == ["deepseek", "gemini", "anthropic", "openai"]
+    monkeypatch.setenv("LLM_RULES_ORDER", " OpenAI , anthropic,")
+    assert load_settings().provider_order("rules") == ["openai", "anthropic"]
+    for bad, expected in (
+        ("gemini,claude", "unknown provider 'claude'"),
+        ("openai,openai", "at most once"),
+        (",", "at most once"),
+    ):
+        monkeypatch.setenv("LLM_RULES_ORDER", bad)
+        with pytest.raises(SettingsError, match=f"LLM_RULES_ORDER: .*{expected}"):
+            load_settings()

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from virtuna.constants import PROJECT_ROOT
 
+LLM_PROVIDERS = ("gemini", "deepseek", "anthropic", "openai")
+
 
 class SettingsError(ValueError):
     """A setting has a value the program cannot use; the message names the variable."""
@@ -89,18 +91,18 @@ class Settings(BaseSettings):
     )
     gemini_api_key: SecretStr | None = Field(
         None,
-        description="Google Gemini API key; without it the Gemini signal is skipped.",
+        description="Google Gemini API key; without it Gemini is skipped in every fallback order.",
         json_schema_extra={"feature": "prediction (content factors)"},
     )
     gemini_model: str = Field(
         "gemini-2.5-flash",
         min_length=1,
-        description="Gemini model for content-factor scoring and the DeepSeek fallback.",
+        description="Gemini model for every role it serves (first for the content factors).",
         json_schema_extra={"feature": "prediction (content factors)"},
     )
     deepseek_api_key: SecretStr | None = Field(
         None,
-        description="DeepSeek API key; without it the behavioural signal is skipped.",
+        description="DeepSeek API key; without it DeepSeek is skipped in every fallback order.",
         json_schema_extra={"feature": "prediction (behavioural), semantic rules"},
     )
     deepseek_model: str = Field(
@@ -135,6 +137,65 @@ class Settings(BaseSettings):
         "deepseek-chat",
         min_length=1,
         description="DeepSeek model that scores the semantic rules in one batched call.",
+        json_schema_extra={"feature": "semantic rules"},
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        description="Anthropic API key; without it Claude is skipped in every fallback order.",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    anthropic_model: str = Field(
+        "claude-haiku-5-5",
+        min_length=1,
+        description="Claude model for every role it serves (Messages API, structured outputs).",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    anthropic_base_url: str = Field(
+        "https://api.anthropic.com",
+        description="Anthropic REST endpoint (tests point it at a local fake).",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    anthropic_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Timeout of one Anthropic request, seconds.",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        description="OpenAI API key; without it OpenAI is skipped in every fallback order.",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    openai_model: str = Field(
+        "gpt-6-luna",
+        min_length=1,
+        description="OpenAI model for every role it serves (Chat Completions, strict JSON schema).",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com",
+        description="OpenAI REST endpoint (tests point it at a local fake).",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    openai_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Timeout of one OpenAI request, seconds.",
+        json_schema_extra={"feature": "prediction (fallback provider)"},
+    )
+    llm_content_order: str = Field(
+        "gemini,anthropic,openai,deepseek",
+        description="Providers tried in turn for the content factors; the first to answer wins.",
+        json_schema_extra={"feature": "prediction (content factors)"},
+    )
+    llm_reasoning_order: str = Field(
+        "deepseek,gemini,anthropic,openai",
+        description="Providers tried in turn for the behavioural reasoning.",
+        json_schema_extra={"feature": "prediction (behavioural)"},
+    )
+    llm_rules_order: str = Field(
+        "deepseek,gemini,anthropic,openai",
+        description="Providers tried in turn for the batched semantic-rule scores.",
         json_schema_extra={"feature": "semantic rules"},
     )
     llm_max_retries: int = Field(
@@ -199,12 +260,29 @@ class Settings(BaseSettings):
         # them read (and create) a second, empty store there.
         return path if path.is_absolute() or str(path) == ":memory:" else PROJECT_ROOT / path
 
-    @field_validator("public_base_url", "gemini_base_url", "deepseek_base_url")
+    @field_validator(
+        "public_base_url",
+        "gemini_base_url",
+        "deepseek_base_url",
+        "anthropic_base_url",
+        "openai_base_url",
+    )
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("llm_content_order", "llm_reasoning_order", "llm_rules_order")
+    @classmethod
+    def _provider_order(cls, value: str) -> str:
+        names = [part.strip().lower() for part in value.split(",") if part.strip()]
+        unknown = [name for name in names if name not in LLM_PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown provider {unknown[0]!r}; expected some of {LLM_PROVIDERS}")
+        if not names or len(set(names)) != len(names):
+            raise ValueError("expected a comma-separated list naming each provider at most once")
+        return ",".join(names)
 
     def hashtag_list(self) -> list[str]:
         """SCRAPER_HASHTAGS as clean names: trimmed, lowercased, '#' stripped, de-duplicated."""
@@ -214,6 +292,10 @@ class Settings(BaseSettings):
             if name:
                 seen.setdefault(name, None)
         return list(seen)
+
+    def provider_order(self, role: Literal["content", "reasoning", "rules"]) -> list[str]:
+        """The providers tried for role, in order (LLM_CONTENT_ORDER and its siblings)."""
+        return getattr(self, f"llm_{role}_order").split(",")
 
     def breaker_backoff(self) -> list[float]:
         """BREAKER_BACKOFF_S as seconds, in order."""

@@ -1,4 +1,5 @@
-"""The pipeline end to end (TEST-10): fake Gemini and DeepSeek on 127.0.0.1, a real store.
+"""The pipeline end to end (TEST-10): fake Gemini, DeepSeek, Anthropic and OpenAI on
+127.0.0.1, a real store.
 
 The drafts are real captions from the bundled data; the LLMs are fakes answering in the
 providers' wire formats, including their failures.
@@ -18,7 +19,14 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import END_OF_TRENDING_2025, RAW
-from tests.fakes.llm import FakeDeepSeek, FakeGemini, llm_settings, timeout_transport
+from tests.fakes.llm import (
+    FakeAnthropic,
+    FakeDeepSeek,
+    FakeGemini,
+    FakeOpenAI,
+    llm_settings,
+    timeout_transport,
+)
 from virtuna import apredict, predict
 from virtuna.engine.baseline import FALLBACK_BASELINE
 from virtuna.engine.llm import Providers
@@ -118,16 +126,61 @@ def test_deepseek_failure_falls_back_to_gemini(
     assert any("DeepSeek" in w for w in result.warnings)
 
 
-def test_gemini_failure_degrades_with_a_warning(
+def test_gemini_failure_falls_back_down_the_content_order(
     fakes: tuple[FakeGemini, FakeDeepSeek], db_path: Path
 ) -> None:
     gemini, deepseek = fakes
     gemini.status(503, "The model is overloaded.", times=3)
     result = _analyze(_engine(db_path, gemini, deepseek))
+    assert len(result.factors) == 5 and result.gemini_model == "deepseek-reasoner"
+    assert any("answered by the DeepSeek fallback" in w for w in result.warnings)
+
+
+def test_gemini_failure_without_a_fallback_degrades_with_a_warning(
+    fakes: tuple[FakeGemini, FakeDeepSeek], db_path: Path
+) -> None:
+    gemini, deepseek = fakes
+    gemini.status(503, "The model is overloaded.", times=3)
+    result = _analyze(_engine(db_path, gemini, deepseek, llm_content_order="gemini"))
     assert result.gemini_score is None and result.factors == []
     assert result.score_weights["gemini"] == 0.0
     assert result.behavioral_score is not None
     assert any("Gemini" in w for w in result.warnings)
+
+
+def test_gemini_and_deepseek_down_claude_answers_every_role(
+    fakes: tuple[FakeGemini, FakeDeepSeek], db_path: Path
+) -> None:
+    gemini, deepseek = fakes
+    gemini.status(500, "An internal error has occurred.", times=20)
+    deepseek.status(503, "Server overloaded, please try again later.", times=20)
+    with FakeAnthropic() as claude:
+        result = _analyze(_engine(db_path, gemini, deepseek, anthropic=claude))
+        served = claude.served
+    assert len(result.factors) == 5 and result.gemini_score is not None
+    assert result.behavioral_score is not None and result.suggestions
+    assert result.confidence_label != "LOW"
+    assert (result.gemini_model, result.deepseek_model) == ("claude-haiku-5-5",) * 2
+    assert served == 3  # content factors, semantic rules, behavioural reasoning
+    assert any(
+        "answered by the Anthropic fallback (claude-haiku-5-5)" in w for w in result.warnings
+    )
+    with connect(db_path) as con:
+        answered = con.execute(
+            "SELECT provider, model, purpose, cost_cents FROM llm_calls "
+            "WHERE analysis_id = ? AND status = 'ok' ORDER BY purpose",
+            [result.analysis_id],
+        ).fetchall()
+        total = con.execute(
+            "SELECT sum(cost_cents) FROM llm_calls WHERE analysis_id = ?", [result.analysis_id]
+        ).fetchone()[0]
+    assert [(p, m, purpose) for p, m, purpose, _ in answered] == [
+        ("anthropic", "claude-haiku-5-5", "behavioral-reasoning"),
+        ("anthropic", "claude-haiku-5-5", "content-analysis"),
+        ("anthropic", "claude-haiku-5-5", "rule-evaluation"),
+    ]
+    assert all(cost > 0 for *_, cost in answered)
+    assert total == result.cost_cents
 
 
 def test_both_llms_down_is_a_partial_low_confidence_result(
@@ -152,8 +205,18 @@ def test_both_llms_down_is_a_partial_low_confidence_result(
 
 def test_unconfigured_llms_say_so_and_weights_are_redistributed(db_path: Path) -> None:
     result = _analyze(_engine(db_path, None, None))
-    assert "Gemini not configured (GEMINI_API_KEY)" in result.warnings
-    assert "DeepSeek not configured (DEEPSEEK_API_KEY)" in result.warnings
+    content, reasoning = (
+        next(w for w in result.warnings if w.startswith(f"{first} not configured"))
+        for first in ("Gemini", "DeepSeek")
+    )
+    # every provider of the role's order is named as skipped
+    assert content == (
+        "Gemini not configured (GEMINI_API_KEY); "
+        "no Anthropic fallback (ANTHROPIC_API_KEY not configured); "
+        "no OpenAI fallback (OPENAI_API_KEY not configured); "
+        "no DeepSeek fallback (DEEPSEEK_API_KEY not configured)"
+    )
+    assert "no Gemini fallback (GEMINI_API_KEY not configured)" in reasoning
     assert any(w.startswith("Weights redistributed") for w in result.warnings)
     assert result.cost_cents == 0
 
@@ -214,33 +277,61 @@ def test_thousand_analyses_with_random_faults_all_return(
     rng = random.Random(7)
     lines = (RAW / "tiktok_apify_2023_sample.jsonl").read_text(encoding="utf-8").splitlines()
     captions = [c for c in (json.loads(line)["text"] for line in lines) if len(c.strip()) >= 10]
-    # About one answer in three is a fault; retries, the fallback and the breakers absorb
+    # About one answer in three is a fault; retries, the fallbacks and the breakers absorb
     # some, the rest must degrade the result, never break it.
-    faults = ["ok"] * 8 + ["fenced", "status", "blank", "invalid", "timeout"]
-    for fake in (gemini, deepseek):
-        for _ in range(3000):
-            kind = rng.choice(faults)
-            if kind == "ok":
-                fake.answer()
-            elif kind == "fenced":
-                fake.fenced(None)
-            elif kind == "status":
-                fake.status(rng.choice([429, 500, 503]))
-            elif kind == "blank":
-                fake.blank()
-            elif kind == "invalid":
-                fake.invalid()
-            elif kind == "timeout":
-                fake.timeout()
-    engine = _engine(
-        db_path,
-        gemini,
-        deepseek,
-        gemini_timeout_s=600.0,  # never reached: the fakes choose the timeouts
-        deepseek_timeout_s=600.0,
-        llm_max_retries=1,
-        breaker_backoff_s="0.05,0.1,0.2",
+    faults = ["ok"] * 8 + ["fenced", "status", "blank", "invalid", "timeout", "malformed"]
+    with FakeAnthropic() as claude, FakeOpenAI() as gpt:
+        for fake in (gemini, deepseek, claude, gpt):
+            for _ in range(3000):
+                kind = rng.choice(faults)
+                if kind == "ok":
+                    fake.answer()
+                elif kind == "fenced":
+                    fake.fenced(None)
+                elif kind == "status":
+                    fake.status(rng.choice([429, 500, 503, 529 if fake is claude else 502]))
+                elif kind == "blank":
+                    fake.blank()
+                elif kind == "invalid":
+                    fake.invalid()
+                elif kind == "timeout":
+                    fake.timeout()
+                elif kind == "malformed":
+                    fake.malformed()
+        engine = _engine(
+            db_path,
+            gemini,
+            deepseek,
+            anthropic=claude,
+            openai=gpt,
+            **{
+                f"{name}_timeout_s": 600.0 for name in ("gemini", "deepseek", "anthropic", "openai")
+            },
+            llm_max_retries=1,
+            breaker_backoff_s="0.05,0.1,0.2",
+        )
+        results = _run_thousand(engine, captions)
+        answered = Counter(r.deepseek_model for r in results)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    labels = Counter(r.confidence_label for r in results)
+    degraded = [r for r in results if r.gemini_score is None or r.behavioral_score is None]
+    both_down = [r for r in results if r.gemini_score is None and r.behavioral_score is None]
+    print(
+        f"\n1000 analyses: {len(degraded)} degraded, {len(both_down)} with both LLMs down, "
+        f"confidence {dict(labels)}, reasoning answered by {dict(answered)}"
     )
+    assert all(r.warnings for r in degraded)
+    assert all((r.confidence, r.confidence_label) == (0.2, "LOW") for r in both_down)
+    assert len(degraded) < 1000
+    # every fallback provider answered some reasoning
+    assert {"deepseek-reasoner", "gemini-2.5-flash", "claude-haiku-5-5", "gpt-6-luna"} <= set(
+        answered
+    )
+
+
+def _run_thousand(engine: Engine, captions: list[str]) -> list[object]:
+    """1,000 analyses, 25 at a time, exceptions returned rather than raised."""
 
     async def run_all():
         limit = asyncio.Semaphore(25)
@@ -254,17 +345,4 @@ def test_thousand_analyses_with_random_faults_all_return(
         async with engine:
             return await asyncio.gather(*(one(i) for i in range(1000)), return_exceptions=True)
 
-    results = asyncio.run(run_all())
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert errors == []
-    labels = Counter(r.confidence_label for r in results)
-    degraded = [r for r in results if r.gemini_score is None or r.behavioral_score is None]
-    both_down = [r for r in results if r.gemini_score is None and r.behavioral_score is None]
-    print(
-        f"\n1000 analyses: {len(degraded)} degraded, {len(both_down)} with both LLMs down, "
-        f"confidence {dict(labels)}, fallbacks "
-        f"{sum(r.deepseek_model == 'gemini-2.5-flash' for r in results)}"
-    )
-    assert all(r.warnings for r in degraded)
-    assert all((r.confidence, r.confidence_label) == (0.2, "LOW") for r in both_down)
-    assert degraded and len(degraded) < 1000
+    return asyncio.run(run_all())

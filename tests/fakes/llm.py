@@ -1,15 +1,18 @@
-"""Fake Gemini and DeepSeek REST APIs on 127.0.0.1 speaking the providers' real wire formats.
+"""Fake Gemini, DeepSeek, Anthropic and OpenAI REST APIs on 127.0.0.1 speaking the providers'
+real wire formats.
 
-    with FakeGemini() as gemini, FakeDeepSeek() as deepseek:
+    with FakeGemini() as gemini, FakeDeepSeek() as deepseek, FakeAnthropic() as claude:
         gemini.status(429, "Resource has been exhausted").ok(valid_gemini_analysis())
         deepseek.delay(5)                        # provoke a client timeout
-        settings = llm_settings(gemini, deepseek)
+        claude.status(529, retry_after=1)        # overloaded_error, retry-after: 1
+        settings = llm_settings(gemini, deepseek, anthropic=claude)
         ...
         assert gemini.served == 2
 
 Each fake answers from a scripted queue of behaviours (`ok`, `status`, `delay`, `blank`,
-`fenced`, `invalid`, `timeout`), then from its default factory (a valid reply for the request).
-A fixed `latency` (seconds) is added to every answer. Every request, rejected ones included, is
+`fenced`, `invalid`, `timeout`, `malformed`, `refuse`), then from its default factory (a valid
+reply for the request: the reply model is read from the request's schema or prompt). A fixed
+`latency` (seconds) is added to every answer. Every request, rejected ones included, is
 recorded in `requests`; counters are thread-safe.
 
 `timeout` makes the client time out without any clock: the fake answers with the marker
@@ -19,8 +22,13 @@ out, whatever the machine's load (`delay` still exists for tests of the clock it
 
 Authentication follows the real services: Gemini wants `x-goog-api-key` (a missing key gets
 403 PERMISSION_DENIED, a wrong one 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as the
-real API answers), DeepSeek wants `Authorization: Bearer` (401 authentication_error). The
-fakes are written independently of `virtuna.engine.llm`, so they check the clients' format.
+real API answers), DeepSeek wants `Authorization: Bearer` (401 authentication_error),
+Anthropic wants `x-api-key` and `anthropic-version: 2023-06-01` (401 authentication_error,
+400 invalid_request_error), OpenAI wants `Authorization: Bearer` (401 with code
+invalid_api_key). Anthropic and OpenAI reject a response schema their structured outputs do
+not take (an object without `additionalProperties: false`; for OpenAI's strict mode a property
+left out of `required`; for Anthropic a numeric or length bound) with 400, as the real APIs do.
+The fakes are written independently of `virtuna.engine.llm`, so they check the clients' format.
 """
 
 from __future__ import annotations
@@ -44,12 +52,16 @@ from virtuna.config import Settings, load_settings
 
 __all__ = [
     "TIMEOUT_HEADER",
+    "FakeAnthropic",
     "FakeDeepSeek",
     "FakeGemini",
+    "FakeOpenAI",
     "RecordedRequest",
     "TimeoutTransport",
+    "fake_anthropic",
     "fake_deepseek",
     "fake_gemini",
+    "fake_openai",
     "llm_settings",
     "timeout_transport",
     "valid_deepseek_reasoning",
@@ -86,8 +98,33 @@ _DEEPSEEK_TYPE = {
 _GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):generateContent$")
 _GEMINI_MODELS = {"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-2.0-flash"}
 _DEEPSEEK_MODELS = {"deepseek-chat", "deepseek-reasoner"}
+_ANTHROPIC_TYPE = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_OPENAI_TYPE = {  # (type, code) as the API sends them
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+_ANTHROPIC_MODELS = {"claude-haiku-5-5", "claude-sonnet-5-5", "claude-haiku-4-5"}
+_OPENAI_MODELS = {"gpt-6-luna", "gpt-6-sol", "gpt-5.4-mini"}
+_UNBOUNDED = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+_UNBOUNDED += ("minLength", "maxLength", "maxItems")
 _RULE_LINE = re.compile(r"^\s*\d+\.\s+(.+?):\s")
 TIMEOUT_HEADER = "X-Fake-Timeout"
+MALFORMED_BODY = b'{"id": "cut off mid-answer", "content": [{"type": "te'
 
 
 class TimeoutTransport(httpx.AsyncHTTPTransport):
@@ -189,13 +226,14 @@ class RecordedRequest(NamedTuple):
 class _Behaviour:
     """One scripted answer."""
 
-    kind: str  # ok | status | delay | blank | fenced | invalid | timeout
+    kind: str  # ok | status | delay | blank | fenced | invalid | timeout | malformed | refuse
     body: Any = None
     code: int = 0
     message: str = ""
     seconds: float = 0.0
     usage: dict[str, Any] | None = None
     omit_usage: bool = False
+    retry_after: float | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -234,6 +272,71 @@ class _Handler(BaseHTTPRequestHandler):
 def _tokens(text: str) -> int:
     """A plausible token count for text (about 4 characters a token)."""
     return max(1, len(text) // 4)
+
+
+def _reply_for(prompt: str, keys: set[str]) -> Any:
+    """A valid reply of the kind asked for: by the schema's keys, else by the prompt."""
+    if "factors" in keys or (not keys and '"factors"' in prompt):
+        return valid_gemini_analysis()
+    if "evaluations" in keys or (not keys and '"evaluations"' in prompt):
+        names = [m.group(1) for line in prompt.splitlines() if (m := _RULE_LINE.match(line))]
+        return valid_rule_evaluations(names)
+    return valid_deepseek_reasoning()
+
+
+def _out_of_bounds(reply: Any) -> Any:
+    """reply with a score above 10: what constrained decoding lets through (bounds are not
+    enforced by structured outputs), and what the reply models reject."""
+    if "factors" in reply:
+        reply["factors"][0]["score"] = 11.5
+    elif reply.get("evaluations"):
+        reply["evaluations"][0]["score"] = 14
+    elif "component_scores" in reply:
+        reply["component_scores"]["originality"] = 12
+    return reply
+
+
+def _schema_problem(node: Any, *, all_required: bool, bounds_allowed: bool) -> str | None:
+    """Why a structured-output schema would be refused, or None."""
+    if isinstance(node, list):
+        return next(
+            (
+                p
+                for n in node
+                if (
+                    p := _schema_problem(
+                        n, all_required=all_required, bounds_allowed=bounds_allowed
+                    )
+                )
+            ),
+            None,
+        )
+    if not isinstance(node, dict):
+        return None
+    if node.get("type") == "object" or "properties" in node:
+        if node.get("additionalProperties") is not False:
+            return "'additionalProperties' is required to be supplied and to be false"
+        missing = set(node.get("properties", {})) - set(node.get("required", []))
+        if all_required and missing:
+            return f"'required' is required to include every property; missing {sorted(missing)}"
+    if not bounds_allowed:
+        used = [key for key in _UNBOUNDED if key in node]
+        if used or node.get("minItems", 0) > 1:
+            return f"unsupported schema keyword {(used or ['minItems'])[0]!r}"
+    for key in ("properties", "$defs"):
+        for sub in (node.get(key) or {}).values():
+            if problem := _schema_problem(
+                sub, all_required=all_required, bounds_allowed=bounds_allowed
+            ):
+                return problem
+    for key in ("items", "anyOf"):
+        if key in node and (
+            problem := _schema_problem(
+                node[key], all_required=all_required, bounds_allowed=bounds_allowed
+            )
+        ):
+            return problem
+    return None
 
 
 class _FakeLLM:
@@ -327,10 +430,26 @@ class _FakeLLM:
         """Queue the default (valid, request-aware) answer, to interleave with faults."""
         return self._push(_Behaviour("default"), times)
 
-    def status(self, code: int, message: str | None = None, *, times: int = 1) -> Self:
-        """Answer with an HTTP error in the provider's error format."""
+    def status(
+        self,
+        code: int,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        times: int = 1,
+    ) -> Self:
+        """Answer with an HTTP error in the provider's error format (and a retry-after)."""
         text = message or f"Injected {code} error"
-        return self._push(_Behaviour("status", code=code, message=text), times)
+        behaviour = _Behaviour("status", code=code, message=text, retry_after=retry_after)
+        return self._push(behaviour, times)
+
+    def malformed(self, *, times: int = 1) -> Self:
+        """Answer 200 with a body cut off mid-JSON (a proxy or a dropped connection)."""
+        return self._push(_Behaviour("malformed"), times)
+
+    def refuse(self, *, times: int = 1) -> Self:
+        """Answer 200 with the model's refusal (Anthropic and OpenAI)."""
+        return self._push(_Behaviour("refuse"), times)
 
     def delay(self, seconds: float, *, times: int = 1) -> Self:
         """Hold the request for seconds, then answer with the default reply."""
@@ -437,9 +556,20 @@ class _FakeLLM:
                 return
             behaviour = _Behaviour("default")
         if behaviour.kind == "status":
-            self._answer(
-                handler, behaviour.code, self._error_body(behaviour.code, behaviour.message)
+            extra = (
+                {}
+                if behaviour.retry_after is None
+                else {"retry-after": f"{behaviour.retry_after:g}"}
             )
+            self._answer(
+                handler,
+                behaviour.code,
+                self._error_body(behaviour.code, behaviour.message),
+                headers=extra,
+            )
+            return
+        if behaviour.kind == "malformed":
+            self._answer(handler, 200, MALFORMED_BODY)
             return
         if behaviour.kind == "timeout":
             self._answer(
@@ -455,7 +585,7 @@ class _FakeLLM:
 
     def _text(self, request: RecordedRequest, behaviour: _Behaviour) -> str | None:
         """The model text a behaviour produces."""
-        if behaviour.kind == "blank":
+        if behaviour.kind in ("blank", "refuse"):
             return None
         if behaviour.kind == "default" or (behaviour.kind == "fenced" and behaviour.body is None):
             body = self.default(request)
@@ -483,8 +613,8 @@ class _FakeLLM:
     def _send(
         handler: _Handler, status: int, payload: Any, headers: dict[str, str] | None = None
     ) -> None:
-        """Write a JSON response with a Content-Length (keep-alive friendly)."""
-        data = json.dumps(payload).encode()
+        """Write a JSON response with a Content-Length (keep-alive friendly); bytes go as is."""
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         handler.send_response(status)
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
@@ -565,11 +695,10 @@ class FakeGemini(_FakeLLM):
         return None
 
     def _default_reply(self, request: RecordedRequest) -> Any:
-        """The 5-factor analysis for a schema'd request, else (a fallback) a reasoning reply."""
+        """The reply the responseSchema (or, without one, the prompt) asks for."""
         config = (request.json or {}).get("generationConfig") or {}
-        if "responseSchema" in config:
-            return valid_gemini_analysis()
-        return valid_deepseek_reasoning()
+        keys = set((config.get("responseSchema") or {}).get("properties", {}))
+        return _reply_for(self._prompt_of(request.json), keys)
 
     def _invalid_reply(self, request: RecordedRequest) -> Any:
         """An analysis with only 4 factors."""
@@ -678,12 +807,9 @@ class FakeDeepSeek(_FakeLLM):
         return None
 
     def _default_reply(self, request: RecordedRequest) -> Any:
-        """Rule evaluations for the listed rules, or a behavioural reasoning reply."""
-        prompt = self._prompt_of(request.json)
-        if '"evaluations"' in prompt:
-            names = [m.group(1) for line in prompt.splitlines() if (m := _RULE_LINE.match(line))]
-            return valid_rule_evaluations(names)
-        return valid_deepseek_reasoning()
+        """Rule evaluations for the listed rules, content factors or a reasoning reply, as the
+        prompt asks."""
+        return _reply_for(self._prompt_of(request.json), set())
 
     def _invalid_reply(self, request: RecordedRequest) -> Any:
         """A reasoning reply without component_scores and with no suggestions."""
@@ -740,20 +866,247 @@ class FakeDeepSeek(_FakeLLM):
         return reply
 
 
+# --------------------------------------------------------------------------- Anthropic
+
+
+class FakeAnthropic(_FakeLLM):
+    """A fake `POST /v1/messages` (Anthropic Messages API, x-api-key auth, structured outputs)."""
+
+    provider = "anthropic"
+    version = "2023-06-01"
+
+    def __init__(self, api_key: str = "sk-ant-api03-fakeanthropic0123456789", **kwargs: Any):
+        """A stopped fake accepting this x-api-key."""
+        super().__init__(api_key, **kwargs)
+        self.thinking_tokens = 240  # adaptive thinking, counted in output_tokens
+        self.cache_read_tokens = 0
+        self.cache_write_tokens = 0
+
+    def _prompt_of(self, body: Any) -> str:
+        """messages[-1].content (a string or text blocks)."""
+        try:
+            content = body["messages"][-1]["content"]
+        except (KeyError, IndexError, TypeError):
+            return ""
+        if isinstance(content, list):
+            return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+        return str(content or "")
+
+    def _schema(self, body: Any) -> dict[str, Any]:
+        """output_config.format.schema, or {}."""
+        config = (body or {}).get("output_config") or {}
+        return (config.get("format") or {}).get("schema") or {}
+
+    def _check(self, request: RecordedRequest) -> tuple[int, Any] | None:
+        """Anthropic's answers to a bad key or version, unknown model or malformed body."""
+        if request.headers.get("x-api-key") != self.api_key:
+            return 401, self._error_body(401, "invalid x-api-key")
+        if request.headers.get("anthropic-version") != self.version:
+            return 400, self._error_body(400, "anthropic-version: header is required")
+        if request.method != "POST" or request.path != "/v1/messages":
+            return 404, self._error_body(404, f"Not Found: {request.path}")
+        body = request.json
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return 400, self._error_body(400, "messages: Field required")
+        if not isinstance(body.get("max_tokens"), int):
+            return 400, self._error_body(400, "max_tokens: Field required")
+        if body.get("model") not in _ANTHROPIC_MODELS:
+            return 404, self._error_body(404, f"model: {body.get('model')}")
+        if "output_config" in body:
+            fmt = (body["output_config"] or {}).get("format") or {}
+            if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+                return 400, self._error_body(400, "output_config.format: invalid format")
+            problem = _schema_problem(fmt["schema"], all_required=False, bounds_allowed=False)
+            if problem:
+                return 400, self._error_body(400, f"output_config.format.schema: {problem}")
+        return None
+
+    def _default_reply(self, request: RecordedRequest) -> Any:
+        """The reply the request's schema (or prompt) asks for."""
+        keys = set(self._schema(request.json).get("properties", {}))
+        return _reply_for(self._prompt_of(request.json), keys)
+
+    def _invalid_reply(self, request: RecordedRequest) -> Any:
+        """Schema-shaped JSON with a score out of bounds."""
+        return _out_of_bounds(self._default_reply(request))
+
+    def _error_body(self, code: int, message: str) -> dict[str, Any]:
+        """{"type": "error", "error": {"type", "message"}, "request_id"}."""
+        return {
+            "type": "error",
+            "error": {"type": _ANTHROPIC_TYPE.get(code, "api_error"), "message": message},
+            "request_id": f"req_{secrets.token_hex(12)}",
+        }
+
+    def _success(
+        self, request: RecordedRequest, text: str | None, behaviour: _Behaviour
+    ) -> dict[str, Any]:
+        """A message with a thinking block, the text block and usage."""
+        refused = behaviour.kind == "refuse"
+        content: list[dict[str, Any]] = [
+            {"type": "thinking", "thinking": "", "signature": secrets.token_urlsafe(24)}
+        ]
+        if refused:
+            content.append({"type": "text", "text": "I can't help with that request."})
+        elif text:
+            content.append({"type": "text", "text": text})
+        prompt_tokens = _tokens(self._prompt_of(request.json))
+        read = min(self.cache_read_tokens, prompt_tokens)
+        written = min(self.cache_write_tokens, prompt_tokens - read)
+        usage = behaviour.usage or {
+            "input_tokens": prompt_tokens - read - written,
+            "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": read,
+            "output_tokens": (_tokens(text) if text else 0) + self.thinking_tokens,
+            "service_tier": "standard",
+        }
+        reply: dict[str, Any] = {
+            "id": f"msg_{secrets.token_hex(12)}",
+            "type": "message",
+            "role": "assistant",
+            "model": request.json["model"],
+            "content": content,
+            "stop_reason": "refusal" if refused else "end_turn",
+            "stop_sequence": None,
+        }
+        if not behaviour.omit_usage:
+            reply["usage"] = usage
+        return reply
+
+
+# --------------------------------------------------------------------------- OpenAI
+
+
+class FakeOpenAI(_FakeLLM):
+    """A fake `POST /v1/chat/completions` (OpenAI, Bearer auth, strict structured outputs)."""
+
+    provider = "openai"
+
+    def __init__(self, api_key: str = "sk-proj-fakeopenai0123456789abcdef", **kwargs: Any):
+        """A stopped fake accepting this Bearer key."""
+        super().__init__(api_key, **kwargs)
+        self.reasoning_tokens = 192  # counted in completion_tokens
+        self.cached_tokens = 0
+
+    def _prompt_of(self, body: Any) -> str:
+        """messages[-1].content."""
+        try:
+            return str(body["messages"][-1]["content"] or "")
+        except (KeyError, IndexError, TypeError):
+            return ""
+
+    def _json_schema(self, body: Any) -> dict[str, Any]:
+        """response_format.json_schema, or {}."""
+        return ((body or {}).get("response_format") or {}).get("json_schema") or {}
+
+    def _check(self, request: RecordedRequest) -> tuple[int, Any] | None:
+        """OpenAI's answers to a bad key, unknown model, bad body or a non-strict schema."""
+        auth = request.headers.get("authorization", "")
+        if auth != f"Bearer {self.api_key}":
+            shown = auth.removeprefix("Bearer ")[-4:]
+            message = f"Incorrect API key provided: sk-...{shown}."
+            return 401, self._error_body(401, message)
+        if request.method != "POST" or request.path != "/v1/chat/completions":
+            return 404, self._error_body(404, f"Invalid URL (POST {request.path})")
+        body = request.json
+        if not isinstance(body, dict) or not body.get("messages"):
+            return 400, self._error_body(400, "Missing required parameter: 'messages'.")
+        if body.get("model") not in _OPENAI_MODELS:
+            return 404, self._error_body(404, f"The model `{body.get('model')}` does not exist.")
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_schema":
+            spec = response_format.get("json_schema") or {}
+            name = str(spec.get("name") or "")
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                return 400, self._error_body(400, "Invalid 'response_format.json_schema.name'.")
+            if spec.get("strict") is True:
+                problem = _schema_problem(
+                    spec.get("schema"), all_required=True, bounds_allowed=True
+                )
+                if problem:
+                    message = f"Invalid schema for response_format '{name}': {problem}."
+                    return 400, self._error_body(400, message)
+        return None
+
+    def _default_reply(self, request: RecordedRequest) -> Any:
+        """The reply the request's schema (or prompt) asks for."""
+        keys = set((self._json_schema(request.json).get("schema") or {}).get("properties", {}))
+        return _reply_for(self._prompt_of(request.json), keys)
+
+    def _invalid_reply(self, request: RecordedRequest) -> Any:
+        """Schema-shaped JSON with a score out of bounds."""
+        return _out_of_bounds(self._default_reply(request))
+
+    def _error_body(self, code: int, message: str) -> dict[str, Any]:
+        """{"error": {"message", "type", "param", "code"}}."""
+        kind, error_code = _OPENAI_TYPE.get(code, ("server_error", None))
+        return {"error": {"message": message, "type": kind, "param": None, "code": error_code}}
+
+    def _success(
+        self, request: RecordedRequest, text: str | None, behaviour: _Behaviour
+    ) -> dict[str, Any]:
+        """A chat.completion with usage (reasoning tokens inside completion_tokens)."""
+        refused = behaviour.kind == "refuse"
+        prompt_tokens = _tokens(self._prompt_of(request.json))
+        completion = (_tokens(text) if text else 0) + self.reasoning_tokens
+        cached = min(self.cached_tokens, prompt_tokens)
+        usage = behaviour.usage or {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": self.reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+        message = {
+            "role": "assistant",
+            "content": None if refused else text,
+            "refusal": "I'm sorry, I can't help with that." if refused else None,
+            "annotations": [],
+        }
+        reply: dict[str, Any] = {
+            "id": f"chatcmpl-{secrets.token_urlsafe(18)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.json["model"],
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            ],
+            "service_tier": "default",
+            "system_fingerprint": None,
+        }
+        if not behaviour.omit_usage:
+            reply["usage"] = usage
+        return reply
+
+
 # --------------------------------------------------------------------------- helpers
 
 
 def llm_settings(
-    gemini: FakeGemini | None = None, deepseek: FakeDeepSeek | None = None, **overrides: Any
+    gemini: FakeGemini | None = None,
+    deepseek: FakeDeepSeek | None = None,
+    *,
+    anthropic: FakeAnthropic | None = None,
+    openai: FakeOpenAI | None = None,
+    **overrides: Any,
 ) -> Settings:
     """Settings pointing at the given fakes (a provider without a fake is not configured)."""
-    values: dict[str, Any] = {
-        "gemini_api_key": gemini.api_key if gemini else None,
-        "gemini_base_url": gemini.base_url if gemini else "http://127.0.0.1:9",
-        "gemini_timeout_s": 2.0,
-        "deepseek_api_key": deepseek.api_key if deepseek else None,
-        "deepseek_base_url": deepseek.base_url if deepseek else "http://127.0.0.1:9",
-        "deepseek_timeout_s": 2.0,
+    values: dict[str, Any] = {}
+    for name, fake in (
+        ("gemini", gemini),
+        ("deepseek", deepseek),
+        ("anthropic", anthropic),
+        ("openai", openai),
+    ):
+        values[f"{name}_api_key"] = fake.api_key if fake else None
+        values[f"{name}_base_url"] = fake.base_url if fake else "http://127.0.0.1:9"
+        values[f"{name}_timeout_s"] = 2.0
+    values |= {
         "llm_max_retries": 2,
         "breaker_failure_threshold": 3,
         "breaker_backoff_s": "1,3,9",
@@ -773,4 +1126,18 @@ def fake_gemini() -> Iterator[FakeGemini]:
 def fake_deepseek() -> Iterator[FakeDeepSeek]:
     """A running FakeDeepSeek, stopped after the test."""
     with FakeDeepSeek() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A running FakeAnthropic, stopped after the test."""
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A running FakeOpenAI, stopped after the test."""
+    with FakeOpenAI() as fake:
         yield fake

@@ -15,7 +15,14 @@ import random
 from pathlib import Path
 
 from tests.conftest import RAW
-from tests.fakes.llm import FakeDeepSeek, FakeGemini, llm_settings, timeout_transport
+from tests.fakes.llm import (
+    FakeAnthropic,
+    FakeDeepSeek,
+    FakeGemini,
+    FakeOpenAI,
+    llm_settings,
+    timeout_transport,
+)
 from virtuna.engine.baseline import FALLBACK_BASELINE
 from virtuna.engine.llm import Providers
 from virtuna.engine.pipeline import Engine
@@ -42,9 +49,15 @@ def test_the_fakes_decide_which_requests_time_out(db_path: Path) -> None:
     lines = (RAW / "tiktok_apify_2023_sample.jsonl").read_text(encoding="utf-8").splitlines()
     captions = [c for c in (json.loads(line)["text"] for line in lines) if len(c.strip()) >= 10]
     rng = random.Random(11)
-    with FakeGemini() as gemini, FakeDeepSeek() as deepseek:
+    with (
+        FakeGemini() as gemini,
+        FakeDeepSeek() as deepseek,
+        FakeAnthropic() as anthropic,
+        FakeOpenAI() as openai,
+    ):
+        fakes = (gemini, deepseek, anthropic, openai)
         scripts: dict[str, list[str]] = {}
-        for fake in (gemini, deepseek):
+        for fake in fakes:
             kinds = [rng.choice(["ok"] * 5 + ["timeout", "status"]) for _ in range(1000)]
             scripts[fake.provider] = kinds
             for kind in kinds:
@@ -53,14 +66,15 @@ def test_the_fakes_decide_which_requests_time_out(db_path: Path) -> None:
                 elif kind == "timeout":
                     fake.timeout()
                 else:
-                    fake.status(503)
+                    fake.status(529 if fake is anthropic else 503)
         # Client timeouts no answer comes near: only the fakes' choice makes a timeout.
         settings = llm_settings(
             gemini,
             deepseek,
+            anthropic=anthropic,
+            openai=openai,
             virtuna_db_path=str(db_path),
-            gemini_timeout_s=600.0,
-            deepseek_timeout_s=600.0,
+            **{f"{fake.provider}_timeout_s": 600.0 for fake in fakes},
             llm_max_retries=1,
             breaker_failure_threshold=1000,
         )
@@ -88,11 +102,13 @@ def test_the_fakes_decide_which_requests_time_out(db_path: Path) -> None:
                 return await asyncio.gather(*(one(i) for i in range(100)), return_exceptions=True)
 
         results = asyncio.run(run_all())
-        consumed = {f.provider: 1000 - f.pending for f in (gemini, deepseek)}
+        consumed = {f.provider: 1000 - f.pending for f in fakes}
 
     assert [r for r in results if isinstance(r, BaseException)] == []
+    assert consumed["openai"] > 0  # the chains reached the last provider too
     chosen = {p: scripts[p][: consumed[p]].count("timeout") for p in scripts}
-    assert chosen["gemini"] > 0 and chosen["deepseek"] > 0
+    chosen = {p: n for p, n in chosen.items() if n}
+    assert {"gemini", "deepseek", "anthropic"} <= set(chosen)
     with connect(db_path) as con:
         recorded = dict(
             con.execute(

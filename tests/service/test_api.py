@@ -297,33 +297,35 @@ def test_profile_saves_handle_and_starts_scrape(api: Api) -> None:
 def test_admin_costs_exact_per_day_and_model(api: Api) -> None:
     now = utcnow()
     calls = [
-        (now, "gemini-2.5-flash", "0.012345"),
-        (now, "gemini-2.5-flash", "0.000001"),
-        (now, "deepseek-chat", "1.5"),
-        (now - timedelta(days=1), "gemini-2.5-flash", "2.25"),
-        (now - timedelta(days=40), "gemini-2.5-flash", "9"),
+        (now, "gemini", "gemini-2.5-flash", "0.012345"),
+        (now, "gemini", "gemini-2.5-flash", "0.000001"),
+        (now, "deepseek", "deepseek-chat", "1.5"),
+        (now, "anthropic", "claude-haiku-5-5", "0.0725"),
+        (now - timedelta(days=1), "gemini", "gemini-2.5-flash", "2.25"),
+        (now - timedelta(days=40), "gemini", "gemini-2.5-flash", "9"),
     ]
     with connect(api.db_path) as con:
-        for created, model, cents in calls:
+        for created, provider, model, cents in calls:
             run(
                 con,
                 "INSERT INTO llm_calls (id, provider, model, cost_cents, status, created_at) "
-                "VALUES (?, 'x', ?, ?, 'ok', ?)",
-                [str(uuid.uuid4()), model, cents, created],
+                "VALUES (?, ?, ?, ?, 'ok', ?)",
+                [str(uuid.uuid4()), provider, model, cents, created],
             )
     body = api.request("GET", "/api/admin/costs", ADMIN_TOKEN).json()
-    rows = [(r["date"], r["model"], r["cost_cents"]) for r in body["data"]]
+    rows = [(r["date"], r["provider"], r["model"], r["cost_cents"]) for r in body["data"]]
     today, yesterday = str(now.date()), str((now - timedelta(days=1)).date())
     assert rows == [
-        (today, "deepseek-chat", "1.500000"),
-        (today, "gemini-2.5-flash", "0.012346"),
-        (yesterday, "gemini-2.5-flash", "2.250000"),
+        (today, "anthropic", "claude-haiku-5-5", "0.072500"),
+        (today, "deepseek", "deepseek-chat", "1.500000"),
+        (today, "gemini", "gemini-2.5-flash", "0.012346"),
+        (yesterday, "gemini", "gemini-2.5-flash", "2.250000"),
     ]
     assert (
         len(
             api.request("GET", "/api/admin/costs", ADMIN_TOKEN, params={"days": 365}).json()["data"]
         )
-        == 4
+        == 5
     )
     for bad in ("0", "366", "abc"):
         response = api.request("GET", "/api/admin/costs", ADMIN_TOKEN, params={"days": bad})

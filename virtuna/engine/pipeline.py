@@ -6,6 +6,9 @@
     wave 2: DeepSeek behavioural reasoning, which now sees the REAL trend and creator context
            (the original handed it a placeholder because trends ran beside it)
 
+Each LLM call goes down its role's provider order (`Providers`: Gemini, DeepSeek, Anthropic,
+OpenAI as configured), so a failing provider's task is answered by the next.
+
 Every stage runs inside `virtuna.log.stage`: its line carries request_id, stage, duration_ms
 and cost_cents, it leaves a Sentry breadcrumb, and an exception is captured with the stage as
 a tag. A stage that fails degrades the answer with a warning; only invalid input raises.
@@ -35,6 +38,7 @@ from virtuna.engine.calibrate import PlattParams, active_calibrations
 from virtuna.engine.creator import CreatorContext, creator_context
 from virtuna.engine.llm import LLMCallRecord, LLMReply, Providers
 from virtuna.engine.llm.schemas import DeepSeekReasoning, GeminiAnalysis, RuleEvaluations
+from virtuna.engine.llm.tasks import content_task, reasoning_task, rules_task
 from virtuna.engine.normalize import normalize
 from virtuna.engine.rules import Rule, RuleResult, load_active_rules, score_rules, semantic_rules
 from virtuna.engine.schema import (
@@ -77,11 +81,12 @@ class StoreContext:
 
 @dataclass
 class _Run:
-    """Per-request bookkeeping: warnings, stage timings, LLM calls."""
+    """Per-request bookkeeping: warnings, stage timings, LLM calls, the model that answered."""
 
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     calls: list[LLMCallRecord] = field(default_factory=list)
+    content_model: str | None = None
 
     def degrade(self, label: str, exc: BaseException) -> None:
         self.warnings.append(f"{label} unavailable: {type(exc).__name__}: {exc}")
@@ -328,16 +333,18 @@ class Engine:
         return score_trends(tables, payload.content_text, payload.hashtags)
 
     async def _gemini(self, payload: ContentPayload, run: _Run) -> GeminiAnalysis | None:
-        reply = await self.providers.gemini.analyze_content(payload, self.baseline)
+        reply = await self.providers.run(content_task(payload, self.baseline))
         run.take(reply)
+        if reply.value is not None:
+            run.content_model = reply.model
         return reply.value
 
     async def _rules(self, payload: ContentPayload, rules: list[Rule], run: _Run) -> RuleResult:
         semantic: dict[str, float] | None = None
         pending = semantic_rules(rules)
         if pending and payload.content_text.strip():
-            reply: LLMReply[RuleEvaluations] = await self.providers.deepseek.evaluate_rules(
-                payload.content_text, pending
+            reply: LLMReply[RuleEvaluations] = await self.providers.run(
+                rules_task(payload.content_text, pending)
             )
             run.take(reply)
             if reply.value is not None:
@@ -353,13 +360,17 @@ class Engine:
         run: _Run,
     ) -> tuple[DeepSeekReasoning | None, str | None]:
         creator = context.creator or CreatorContext(payload.creator_handle, False)
-        reply = await self.providers.deepseek.reason(
-            payload,
-            gemini=gemini,
-            rule_names=list(rules.matched_names) if rules else [],
-            trend_context=context.trends.context if context.trends else "Trend data unavailable.",
-            creator_context=creator.describe(),
-            baseline=self.baseline,
+        reply = await self.providers.run(
+            reasoning_task(
+                payload,
+                gemini=gemini,
+                rule_names=list(rules.matched_names) if rules else [],
+                trend_context=(
+                    context.trends.context if context.trends else "Trend data unavailable."
+                ),
+                creator_context=creator.describe(),
+                baseline=self.baseline,
+            )
         )
         run.take(reply)
         return reply.value, (reply.model if reply.value is not None else None)
@@ -453,7 +464,7 @@ class Engine:
             stage_timings=dict(run.timings),
             cost_cents=cost,
             engine_version=ENGINE_VERSION,
-            gemini_model=self.providers.gemini.model if gemini else None,
+            gemini_model=run.content_model if gemini else None,
             deepseek_model=reasoning_model,
             ml_model_id=context.ml.model_id if context.ml else None,
             tiers=context.ml.as_dict() if context.ml else None,

@@ -61,16 +61,17 @@ def _nan_to_none(values: np.ndarray) -> list[float | None]:
 
 @router.get("/api/admin/costs", dependencies=[Depends(require_admin)])
 def costs(request: Request, days: str | None = None) -> dict[str, Any]:
-    """LLM cost per UTC day and model over the last `days` days (exact cents, as strings)."""
+    """LLM cost per UTC day, provider and model over the last `days` days (exact cents, as
+    strings)."""
     window = parse_days(days)
     since = (utcnow() - timedelta(days=window - 1)).date()
     with connect(request.app.state.db_path) as con:
         rows = run(
             con,
-            "SELECT CAST(created_at AS DATE) AS day, model, count(*), "
+            "SELECT CAST(created_at AS DATE) AS day, provider, model, count(*), "
             "coalesce(sum(cost_cents), 0), count(*) - count(cost_cents) "
             "FROM llm_calls WHERE CAST(created_at AS DATE) >= ? "
-            "GROUP BY day, model ORDER BY day DESC, model",
+            "GROUP BY day, provider, model ORDER BY day DESC, provider, model",
             [since],
         )
     # A call without usage has an unknown cost (NULL): cost_cents sums the known costs and
@@ -81,12 +82,13 @@ def costs(request: Request, days: str | None = None) -> dict[str, Any]:
         "data": [
             {
                 "date": str(day),
+                "provider": provider,
                 "model": model,
                 "calls": calls,
                 "cost_cents": str(total),
                 "calls_without_usage": unknown,
             }
-            for day, model, calls, total, unknown in rows
+            for day, provider, model, calls, total, unknown in rows
         ],
     }
 

@@ -1,4 +1,4 @@
-"""Fixtures for the LLM tests: the fake providers, a draft, a baseline, clocks and sleeps.
+"""Fixtures for the LLM tests: the four fake providers, a draft, a baseline, clocks and sleeps.
 
 `async def` tests in this folder run in a fresh event loop each (asyncio.run), so no async
 plugin is needed.
@@ -14,10 +14,13 @@ import pytest
 
 from tests.fakes import llm as llm_fakes
 from virtuna.engine.baseline import CalibrationBaseline, Differentiator, Percentiles
+from virtuna.engine.llm import DeepSeekReasoning, Task, reasoning_task
 from virtuna.engine.schema import ContentPayload
 
 fake_gemini = llm_fakes.fake_gemini
 fake_deepseek = llm_fakes.fake_deepseek
+fake_anthropic = llm_fakes.fake_anthropic
+fake_openai = llm_fakes.fake_openai
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -120,4 +123,13 @@ def baseline() -> CalibrationBaseline:
                 name="like_rate", viral_median=0.11, average_median=0.08, difference_pct=38
             ),
         ],
+    )
+
+
+def bare_reasoning_task(
+    payload: ContentPayload, baseline: CalibrationBaseline
+) -> Task[DeepSeekReasoning]:
+    """The reasoning task without Gemini's reading, rules, trends or creator context."""
+    return reasoning_task(
+        payload, gemini=None, rule_names=[], trend_context="", creator_context="", baseline=baseline
     )

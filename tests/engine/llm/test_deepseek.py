@@ -1,4 +1,5 @@
-"""DeepSeekClient against FakeDeepSeek (and FakeGemini as its fallback) over real HTTP."""
+"""DeepSeekClient against FakeDeepSeek (and FakeGemini as the next provider of its fallback
+chain) over real HTTP."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from virtuna.engine.llm import (
     CircuitBreaker,
     DeepSeekClient,
     DeepSeekReasoning,
+    FallbackChain,
     GeminiAnalysis,
     GeminiClient,
     LLMReply,
 )
 from virtuna.engine.llm.pricing import Usage
+from virtuna.engine.llm.tasks import reasoning_task
 from virtuna.engine.schema import ContentPayload
 
 TREND_CONTEXT = "Trending now: #pastatok up 240% this week; sound 'Pasta La Vista' in 1.2k videos."
@@ -39,10 +42,10 @@ def clients(
     breaker: CircuitBreaker | None = None,
     **overrides: Any,
 ) -> tuple[DeepSeekClient, GeminiClient]:
-    """A DeepSeek client with a Gemini fallback, both on the fakes."""
+    """A DeepSeek client and a Gemini client (its fallback when chained), both on the fakes."""
     settings = llm_settings(gemini=gemini, deepseek=deepseek, **overrides)
     backup = GeminiClient(settings, sleep=sleeps)
-    return DeepSeekClient(settings, gemini=backup, breaker=breaker, sleep=sleeps), backup
+    return DeepSeekClient(settings, breaker=breaker, sleep=sleeps), backup
 
 
 async def reason(
@@ -50,9 +53,11 @@ async def reason(
     payload: ContentPayload,
     baseline: CalibrationBaseline,
     gemini: GeminiAnalysis | None = None,
+    *,
+    backup: GeminiClient | None = None,
 ) -> LLMReply[DeepSeekReasoning]:
-    """reason() with the test contexts."""
-    return await client.reason(
+    """The reasoning with the test contexts: DeepSeek alone, or chained to backup."""
+    task = reasoning_task(
         payload,
         gemini=gemini,
         rule_names=RULES,
@@ -60,6 +65,9 @@ async def reason(
         creator_context=CREATOR_CONTEXT,
         baseline=baseline,
     )
+    if backup is None:
+        return await client.run(task)
+    return await FallbackChain("reasoning", [client, backup]).run(task)
 
 
 async def test_success_request_format_and_cost(
@@ -131,7 +139,7 @@ async def test_failure_falls_back_to_gemini(
 ) -> None:
     fake_deepseek.status(503, "Server overloaded, please try again later.", times=3)
     deepseek, backup = clients(fake_deepseek, fake_gemini, sleeps)
-    reply = await reason(deepseek, payload, baseline)
+    reply = await reason(deepseek, payload, baseline, backup=backup)
     await deepseek.aclose()
     await backup.aclose()
 
@@ -158,7 +166,7 @@ async def test_invalid_replies_retry_with_the_instruction_then_fall_back(
 ) -> None:
     fake_deepseek.blank().invalid().fenced("{not json")
     deepseek, backup = clients(fake_deepseek, fake_gemini, sleeps)
-    reply = await reason(deepseek, payload, baseline)
+    reply = await reason(deepseek, payload, baseline, backup=backup)
     await deepseek.aclose()
     await backup.aclose()
     assert reply.ok and reply.fallback_used
@@ -184,7 +192,7 @@ async def test_timeout_falls_back_to_gemini(
     deepseek, backup = clients(
         fake_deepseek, fake_gemini, sleeps, deepseek_timeout_s=0.2, llm_max_retries=1
     )
-    reply = await reason(deepseek, payload, baseline)
+    reply = await reason(deepseek, payload, baseline, backup=backup)
     await deepseek.aclose()
     await backup.aclose()
     assert reply.ok and reply.fallback_used and reply.provider == "gemini"
@@ -205,11 +213,11 @@ async def test_open_circuit_falls_back_to_gemini(
         fake_deepseek, fake_gemini, sleeps, breaker=breaker, llm_max_retries=0
     )
     for _ in range(3):
-        assert (await reason(deepseek, payload, baseline)).fallback_used
+        assert (await reason(deepseek, payload, baseline, backup=backup)).fallback_used
     assert breaker.state == "open"
     served = fake_deepseek.served
 
-    reply = await reason(deepseek, payload, baseline)
+    reply = await reason(deepseek, payload, baseline, backup=backup)
     await deepseek.aclose()
     await backup.aclose()
     assert fake_deepseek.served == served  # DeepSeek was not called
@@ -227,7 +235,7 @@ async def test_both_failing_gives_failed_none_and_no_exception(
     fake_deepseek.status(500, "Internal server error", times=3)
     fake_gemini.status(500, "An internal error has occurred.", times=3)
     deepseek, backup = clients(fake_deepseek, fake_gemini, sleeps)
-    reply = await reason(deepseek, payload, baseline)
+    reply = await reason(deepseek, payload, baseline, backup=backup)
     await deepseek.aclose()
     await backup.aclose()
     assert reply.status == "failed" and reply.value is None and not reply.fallback_used
@@ -244,7 +252,7 @@ async def test_failure_without_gemini_configured(
 ) -> None:
     fake_deepseek.status(402, "Insufficient Balance")
     deepseek, backup = clients(fake_deepseek, None, sleeps)
-    reply = await reason(deepseek, payload, baseline)
+    reply = await reason(deepseek, payload, baseline, backup=backup)
     await deepseek.aclose()
     await backup.aclose()
     assert reply.status == "failed" and reply.value is None
@@ -254,19 +262,25 @@ async def test_failure_without_gemini_configured(
     assert len(fake_deepseek.requests) == 1  # 402 is not retried
 
 
-async def test_not_configured_is_skipped_without_fallback(
+async def test_not_configured_is_skipped_and_says_so(
     fake_gemini: FakeGemini,
     sleeps: Sleeps,
     payload: ContentPayload,
     baseline: CalibrationBaseline,
 ) -> None:
     deepseek, backup = clients(None, fake_gemini, sleeps)
-    reply = await reason(deepseek, payload, baseline)
+    alone = await reason(deepseek, payload, baseline)
+    assert alone.status == "not-configured" and alone.value is None and alone.calls == []
+    assert alone.warning == "DeepSeek not configured (DEEPSEEK_API_KEY)"
+    assert fake_gemini.requests == []
+    chained = await reason(deepseek, payload, baseline, backup=backup)
     await deepseek.aclose()
     await backup.aclose()
-    assert reply.status == "not-configured" and reply.value is None
-    assert reply.warning == "DeepSeek not configured (DEEPSEEK_API_KEY)"
-    assert fake_gemini.requests == []
+    assert chained.ok and chained.provider == "gemini" and chained.fallback_used
+    assert chained.warning == (
+        "DeepSeek not configured (DEEPSEEK_API_KEY); "
+        "answered by the Gemini fallback (gemini-2.5-flash)"
+    )
 
 
 async def test_wrong_key_is_reported(
@@ -311,7 +325,7 @@ async def test_evaluate_rules_is_one_batched_request(
     assert reply.calls[0].usage.thinking_tokens == 0
 
 
-async def test_evaluate_rules_failure_has_no_fallback(
+async def test_evaluate_rules_alone_has_no_fallback(
     fake_deepseek: FakeDeepSeek, fake_gemini: FakeGemini, sleeps: Sleeps
 ) -> None:
     fake_deepseek.status(500, "Internal server error", times=3)

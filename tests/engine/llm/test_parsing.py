@@ -1,4 +1,5 @@
-"""Reply parsing: code fences, typed InvalidReply errors naming fields, schema normalisation."""
+"""Reply parsing: code fences, typed InvalidReply errors naming fields, schema normalisation,
+and the strict response schemas sent to OpenAI and Anthropic."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from virtuna.engine.llm import (
     InvalidReply,
     RuleEvaluations,
     parse_reply,
+    strict_schema,
     strip_fences,
 )
 from virtuna.engine.llm.base import retry_prompt
@@ -104,3 +106,26 @@ def test_retry_prompt_starts_with_the_instruction() -> None:
     assert prompt.startswith(RETRY_INSTRUCTION)
     assert "blank reply" in prompt
     assert prompt.endswith("Answer in JSON.")
+
+
+def _objects(node: object) -> list[dict]:
+    """Every object schema inside node."""
+    if isinstance(node, list):
+        return [o for item in node for o in _objects(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if "properties" in node else []
+    return own + [o for value in node.values() for o in _objects(value)]
+
+
+@pytest.mark.parametrize("model_cls", [GeminiAnalysis, DeepSeekReasoning, RuleEvaluations])
+def test_strict_schema_closes_every_object_and_keeps_bounds_as_text(model_cls: type) -> None:
+    schema = strict_schema(model_cls)
+    objects = _objects(schema)
+    assert objects and all(o["additionalProperties"] is False for o in objects)
+    assert all(o["required"] == list(o["properties"]) for o in objects)
+    text = json.dumps(schema)
+    for keyword in ('"minimum"', '"maximum"', '"minLength"', '"maxItems"', '"default"', '"title"'):
+        assert keyword not in text
+    assert "maximum 10" in text  # every model here has a 0-10 score
+    assert strict_schema(model_cls) is schema  # built once per model

@@ -13,8 +13,10 @@ from virtuna.engine.llm.pricing import (
     Usage,
     cost_cents,
     price,
+    usage_from_anthropic,
     usage_from_deepseek,
     usage_from_gemini,
+    usage_from_openai,
 )
 
 
@@ -117,3 +119,59 @@ def test_missing_usage_is_zero_tokens() -> None:
     assert usage_from_deepseek(None) == Usage()
     assert usage_from_deepseek({"prompt_tokens": "n/a"}) == Usage()
     assert cost_cents("gemini", "gemini-2.5-flash", Usage()) == Decimal(0)
+
+
+def test_fallback_rows_name_their_source_and_cache_write_price() -> None:
+    claude = price("anthropic", "claude-haiku-5-5")
+    gpt = price("openai", "gpt-6-luna")
+    assert claude.source.startswith("https://platform.claude.com/")
+    assert gpt.source.startswith("https://developers.openai.com/")
+    for row in (claude, gpt):
+        assert (row.input, row.cached_input, row.output, row.cache_write) == (
+            Decimal("0.10"),
+            Decimal("0.01"),
+            Decimal("0.50"),
+            Decimal("0.125"),
+        )
+    with pytest.raises(UnknownModelError, match="first price effective 2026-10-07"):
+        price("anthropic", "claude-haiku-5-5", date(2026, 10, 6))
+
+
+def test_cache_writes_bill_at_their_own_price_and_default_to_input() -> None:
+    usage = Usage(input_tokens=10_000, cached_tokens=2_000, cache_write_tokens=4_000)
+    # (4000 * 0.10 + 2000 * 0.01 + 4000 * 0.125) / 1e6 USD, in cents
+    assert cost_cents("anthropic", "claude-haiku-5-5", usage) == Decimal("0.092")
+    # Gemini has no cache-write price: written tokens bill as plain input
+    at = date(2025, 5, 1)
+    plain = Usage(input_tokens=10_000, cached_tokens=2_000)
+    assert cost_cents("gemini", "gemini-2.5-flash", usage, at) == cost_cents(
+        "gemini", "gemini-2.5-flash", plain, at
+    )
+
+
+def test_usage_from_anthropic_adds_the_cache_back_into_input() -> None:
+    usage = usage_from_anthropic(
+        {
+            "input_tokens": 50,
+            "cache_creation_input_tokens": 1_200,
+            "cache_read_input_tokens": 3_000,
+            "output_tokens": 700,
+        }
+    )
+    assert usage == Usage(
+        input_tokens=4_250, cached_tokens=3_000, output_tokens=700, cache_write_tokens=1_200
+    )
+    assert usage_from_anthropic(None) == Usage()
+
+
+def test_usage_from_openai_splits_reasoning_out_of_completion() -> None:
+    usage = usage_from_openai(
+        {
+            "prompt_tokens": 2_000,
+            "completion_tokens": 900,
+            "prompt_tokens_details": {"cached_tokens": 1_024},
+            "completion_tokens_details": {"reasoning_tokens": 512},
+        }
+    )
+    assert usage == Usage(2_000, 1_024, 388, 512)
+    assert usage_from_openai({"prompt_tokens": 5}) == Usage(5, 0, 0, 0)

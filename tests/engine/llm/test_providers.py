@@ -1,4 +1,5 @@
-"""The Providers container, one log line and breadcrumb per request, stage costs."""
+"""The Providers container and its role chains, one log line and breadcrumb per request,
+stage costs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import sentry_sdk
 from structlog.testing import capture_logs
 
-from tests.engine.llm.conftest import Sleeps
+from tests.engine.llm.conftest import Sleeps, bare_reasoning_task
 from tests.fakes.llm import (
     FakeDeepSeek,
     FakeGemini,
@@ -20,21 +21,36 @@ from tests.fakes.llm import (
 )
 from virtuna.engine.baseline import CalibrationBaseline
 from virtuna.engine.llm import DeepSeekReasoning, Providers
+from virtuna.engine.llm.tasks import reasoning_task
 from virtuna.engine.schema import ContentPayload
 from virtuna.log import stage
 
 
-async def test_from_settings_shares_one_client_and_has_two_breakers(
+async def test_from_settings_shares_one_client_and_has_a_breaker_each(
     fake_gemini: FakeGemini, fake_deepseek: FakeDeepSeek, sleeps: Sleeps
 ) -> None:
     providers = Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps)
-    assert providers.gemini._http is providers.deepseek._http is providers.http
-    assert providers.gemini.breaker is not providers.deepseek.breaker
-    assert providers.deepseek.gemini is providers.gemini
+    assert all(client._http is providers.http for client in providers.clients)
+    assert len({id(breaker) for breaker in providers.breakers}) == 4
+    assert [b.name for b in providers.breakers] == ["gemini", "deepseek", "anthropic", "openai"]
     assert providers.gemini.breaker.failure_threshold == 3
     assert providers.deepseek.breaker.backoff_s == (1.0, 3.0, 9.0)
+    assert {role: chain.providers for role, chain in providers.chains.items()} == {
+        "content": ["gemini", "anthropic", "openai", "deepseek"],
+        "reasoning": ["deepseek", "gemini", "anthropic", "openai"],
+        "rules": ["deepseek", "gemini", "anthropic", "openai"],
+    }
+    # a chain holds the same clients (and so the same breakers) as the container
+    assert providers.chains["reasoning"].clients[1] is providers.gemini
     await providers.aclose()
     assert providers.http.is_closed
+
+
+async def test_orders_come_from_settings(sleeps: Sleeps) -> None:
+    settings = llm_settings(llm_content_order="openai, Anthropic", llm_rules_order="gemini")
+    async with Providers.from_settings(settings, sleep=sleeps) as providers:
+        assert providers.chains["content"].providers == ["openai", "anthropic"]
+        assert providers.chains["rules"].providers == ["gemini"]
 
 
 async def test_breakers_come_from_settings_and_reset(
@@ -113,14 +129,7 @@ async def test_failed_request_logs_a_warning_with_the_reason(
     fake_deepseek.status(500, "Internal server error", times=3)
     async with Providers.from_settings(llm_settings(None, fake_deepseek), sleep=sleeps) as p:
         with capture_logs() as logs:
-            reply = await p.deepseek.reason(
-                payload,
-                gemini=None,
-                rule_names=[],
-                trend_context="",
-                creator_context="",
-                baseline=baseline,
-            )
+            reply = await p.deepseek.run(bare_reasoning_task(payload, baseline))
     assert reply.status == "failed"
     [line] = [line for line in logs if line["event"] == "llm request"]
     assert line["log_level"] == "warning" and line["status"] == "failed"
@@ -141,13 +150,15 @@ async def test_request_cost_is_added_to_the_running_stage(
     async with Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps) as p:
         with stage("llm") as running:
             analysis = await p.gemini.analyze_content(payload, baseline)
-            reasoning = await p.deepseek.reason(
-                payload,
-                gemini=analysis.value,
-                rule_names=["Question Hook"],
-                trend_context="#pasta trending",
-                creator_context="new creator",
-                baseline=baseline,
+            reasoning = await p.run(
+                reasoning_task(
+                    payload,
+                    gemini=analysis.value,
+                    rule_names=["Question Hook"],
+                    trend_context="#pasta trending",
+                    creator_context="new creator",
+                    baseline=baseline,
+                )
             )
     assert reasoning.fallback_used
     total = analysis.cost_cents + reasoning.cost_cents
@@ -164,14 +175,7 @@ async def test_fallback_value_matches_the_deepseek_schema(
     fake_deepseek.status(401, "Authentication Fails")
     fake_gemini.ok(valid_deepseek_reasoning(confidence="low"))
     async with Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps) as p:
-        reply = await p.deepseek.reason(
-            payload,
-            gemini=None,
-            rule_names=[],
-            trend_context="",
-            creator_context="",
-            baseline=baseline,
-        )
+        reply = await p.run(bare_reasoning_task(payload, baseline))
     assert isinstance(reply.value, DeepSeekReasoning) and reply.value.confidence == "low"
     assert reply.fallback_used and reply.model == "gemini-2.5-flash"
 

@@ -1,46 +1,59 @@
-"""LLM providers (Gemini, DeepSeek) over their REST APIs, behind circuit breakers.
+"""LLM providers (Gemini, DeepSeek, Anthropic, OpenAI) over their REST APIs, each behind its
+own circuit breaker, and one ordered fallback chain per role.
 
-    providers = Providers.from_settings(get_settings())
-    try:
-        analysis = await providers.gemini.analyze_content(payload, baseline)
-        reasoning = await providers.deepseek.reason(payload, gemini=analysis.value, ...)
-    finally:
-        await providers.aclose()
+    async with Providers.from_settings(get_settings()) as providers:
+        analysis = await providers.run(content_task(payload, baseline))
+        rules = await providers.run(rules_task(content_text, semantic_rules))
+        reasoning = await providers.run(reasoning_task(payload, gemini=analysis.value, ...))
 
-Requests never raise for provider trouble: they return an `LLMReply` whose `status` is ok,
-not-configured, failed or circuit-open, with a warning, the per-attempt `calls` and the
-exact `cost_cents` (Decimal, from the dated price table in `pricing`).
+A task (`tasks`) goes down its role's provider order (LLM_CONTENT_ORDER, LLM_REASONING_ORDER,
+LLM_RULES_ORDER) until a provider answers; an unconfigured provider is skipped and the warning
+says so. A single client (`providers.gemini.run(task)`, `providers.gemini.analyze_content`,
+`providers.deepseek.evaluate_rules`) asks one provider only. Requests never raise for provider
+trouble: they return an `LLMReply` whose `status` is ok, not-configured, failed or
+circuit-open, with a warning, the per-attempt `calls` (each naming its provider) and the exact
+`cost_cents` (Decimal, from the dated price table in `pricing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from virtuna.config import Settings
+from virtuna.engine.llm.anthropic import AnthropicClient
 from virtuna.engine.llm.base import (
     RETRY_INSTRUCTION,
     InvalidReply,
     LLMCallRecord,
     LLMReply,
+    ProviderClient,
     ProviderError,
+    Role,
     Sleep,
+    Task,
     parse_reply,
     strip_fences,
 )
 from virtuna.engine.llm.breaker import CircuitBreaker, CircuitOpenError
+from virtuna.engine.llm.chain import FallbackChain
 from virtuna.engine.llm.deepseek import DeepSeekClient
 from virtuna.engine.llm.gemini import GeminiClient
+from virtuna.engine.llm.openai import OpenAIClient
 from virtuna.engine.llm.pricing import (
     PriceRow,
     UnknownModelError,
     Usage,
     cost_cents,
     price,
+    usage_from_anthropic,
     usage_from_deepseek,
     usage_from_gemini,
+    usage_from_openai,
 )
 from virtuna.engine.llm.schemas import (
     FACTOR_NAMES,
@@ -52,47 +65,66 @@ from virtuna.engine.llm.schemas import (
     RuleEvaluation,
     RuleEvaluations,
     Suggestion,
+    strict_schema,
 )
+from virtuna.engine.llm.tasks import content_task, reasoning_task, rules_task
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
     "FACTOR_NAMES",
     "RETRY_INSTRUCTION",
+    "AnthropicClient",
     "BehavioralPredictions",
     "CircuitBreaker",
     "CircuitOpenError",
     "ComponentScores",
     "DeepSeekClient",
     "DeepSeekReasoning",
+    "FallbackChain",
     "GeminiAnalysis",
     "GeminiClient",
     "GeminiFactor",
     "InvalidReply",
     "LLMCallRecord",
     "LLMReply",
+    "OpenAIClient",
     "PriceRow",
+    "ProviderClient",
     "ProviderError",
     "Providers",
+    "Role",
     "RuleEvaluation",
     "RuleEvaluations",
     "Suggestion",
+    "Task",
     "UnknownModelError",
     "Usage",
+    "content_task",
     "cost_cents",
     "parse_reply",
     "price",
+    "reasoning_task",
+    "rules_task",
+    "strict_schema",
     "strip_fences",
+    "usage_from_anthropic",
     "usage_from_deepseek",
     "usage_from_gemini",
+    "usage_from_openai",
 ]
 
 
 @dataclass
 class Providers:
-    """Both clients sharing one HTTP connection pool, each with its own circuit breaker."""
+    """The four clients sharing one HTTP connection pool, and the fallback chain of each role."""
 
     gemini: GeminiClient
     deepseek: DeepSeekClient
+    anthropic: AnthropicClient
+    openai: OpenAIClient
     http: httpx.AsyncClient
+    chains: dict[Role, FallbackChain]
 
     @classmethod
     def from_settings(
@@ -102,25 +134,49 @@ class Providers:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> Providers:
-        """Clients from settings; DeepSeek falls back to this Gemini client."""
+        """Clients from settings, chained in each role's configured order."""
+        timeouts = (
+            settings.gemini_timeout_s,
+            settings.deepseek_timeout_s,
+            settings.anthropic_timeout_s,
+            settings.openai_timeout_s,
+        )
         http = httpx.AsyncClient(
             transport=transport,
-            timeout=httpx.Timeout(max(settings.gemini_timeout_s, settings.deepseek_timeout_s)),
+            timeout=httpx.Timeout(max(timeouts)),
             headers={"User-Agent": "virtuna"},
         )
-        gemini = GeminiClient(settings, http=http, sleep=sleep)
-        deepseek = DeepSeekClient(settings, http=http, gemini=gemini, sleep=sleep)
-        return cls(gemini=gemini, deepseek=deepseek, http=http)
+        clients: dict[str, ProviderClient] = {
+            "gemini": GeminiClient(settings, http=http, sleep=sleep),
+            "deepseek": DeepSeekClient(settings, http=http, sleep=sleep),
+            "anthropic": AnthropicClient(settings, http=http, sleep=sleep),
+            "openai": OpenAIClient(settings, http=http, sleep=sleep),
+        }
+        roles: tuple[Role, ...] = ("content", "reasoning", "rules")
+        chains = {
+            role: FallbackChain(role, [clients[name] for name in settings.provider_order(role)])
+            for role in roles
+        }
+        return cls(http=http, chains=chains, **clients)  # type: ignore[arg-type]
 
     @property
-    def breakers(self) -> tuple[CircuitBreaker, CircuitBreaker]:
-        """The Gemini and DeepSeek breakers."""
-        return self.gemini.breaker, self.deepseek.breaker
+    def clients(self) -> tuple[ProviderClient, ...]:
+        """Every client (Gemini, DeepSeek, Anthropic, OpenAI)."""
+        return self.gemini, self.deepseek, self.anthropic, self.openai
+
+    @property
+    def breakers(self) -> tuple[CircuitBreaker, ...]:
+        """Each client's own breaker."""
+        return tuple(client.breaker for client in self.clients)
 
     def reset_breakers(self) -> None:
-        """Close both breakers (tests, or an operator after an outage)."""
+        """Close every breaker (tests, or an operator after an outage)."""
         for breaker in self.breakers:
             breaker.reset()
+
+    async def run(self, task: Task[M]) -> LLMReply[M]:
+        """The first answer to task down its role's provider order."""
+        return await self.chains[task.role].run(task)
 
     async def aclose(self) -> None:
         """Close the shared HTTP client."""

@@ -1,11 +1,17 @@
-"""Machinery both providers share: reply records, JSON parsing, retries, breaker, logging.
+"""Machinery every provider shares: reply records, JSON parsing, retries, breaker, logging.
 
 One request (`ProviderClient.request`) is ONE circuit-breaker call holding every attempt:
 an invalid reply (blank, not JSON, schema violation) is retried at once with the prompt
 prefixed by `RETRY_INSTRUCTION`; 429, 5xx and transport errors are retried with the same
-prompt after a short backoff (1 s, then 3 s); timeouts and other 4xx are not retried. Every HTTP
-attempt leaves an `LLMCallRecord` priced from its own usage, invalid replies included. A
-request never raises: failures come back as an `LLMReply` with a status and a warning.
+prompt after a short backoff (1 s, then 3 s, or the answer's `retry-after` when longer); an
+answer asking to wait longer than the last backoff step, timeouts and other 4xx are not
+retried, so a fallback provider can answer instead. Every HTTP attempt leaves an
+`LLMCallRecord` priced from its own usage, invalid replies included. A request never raises:
+failures come back as an `LLMReply` with a status and a warning.
+
+A `Task` is one role's request (content factors, behavioural reasoning, semantic rules) in
+provider-neutral form; `ProviderClient.run` sends it with the model and response schema that
+provider uses for the role.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import httpx
 import sentry_sdk
 from pydantic import BaseModel, ValidationError
 
+from virtuna.config import Settings
 from virtuna.engine.llm.breaker import CircuitBreaker, CircuitOpenError
 from virtuna.engine.llm.pricing import Usage, cost_cents, price
 from virtuna.log import Scrubber, add_cost, get_logger
 
 __all__ = [
     "RETRY_INSTRUCTION",
+    "RULES_TIMEOUT_S",
     "CallStatus",
     "Extracted",
     "InvalidReply",
@@ -37,7 +45,11 @@ __all__ = [
     "ProviderClient",
     "ProviderError",
     "ReplyStatus",
+    "Role",
     "Sleep",
+    "Task",
+    "error_body",
+    "http_error",
     "parse_reply",
     "retry_prompt",
     "strip_fences",
@@ -48,9 +60,11 @@ M = TypeVar("M", bound=BaseModel)
 CallStatus = Literal["ok", "error", "timeout", "invalid"]
 ReplyStatus = Literal["ok", "not-configured", "failed", "circuit-open"]
 Sleep = Callable[[float], Awaitable[Any]]
+Role = Literal["content", "reasoning", "rules"]
 
 RETRY_INSTRUCTION = "Your previous response was not valid JSON matching the required schema"
 DEFAULT_RETRY_BACKOFF_S: tuple[float, ...] = (1.0, 3.0)
+RULES_TIMEOUT_S = 15.0  # the rules batch is one small call; a slow one is not worth waiting for
 _ZERO = Decimal(0)
 _FENCE_RE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?[ \t]*```\s*$", re.DOTALL)
 
@@ -112,7 +126,19 @@ class LLMReply(Generic[T]):
             cached_tokens=sum(c.usage.cached_tokens for c in self.calls),
             output_tokens=sum(c.usage.output_tokens for c in self.calls),
             thinking_tokens=sum(c.usage.thinking_tokens for c in self.calls),
+            cache_write_tokens=sum(c.usage.cache_write_tokens for c in self.calls),
         )
+
+
+@dataclass(frozen=True)
+class Task(Generic[M]):
+    """One role's request, the same for every provider: prompt, reply model, purpose."""
+
+    role: Role
+    prompt: str
+    model_cls: type[M]
+    purpose: str
+    soft_cap_cents: Decimal | None = None
 
 
 # --------------------------------------------------------------------------- errors
@@ -148,6 +174,7 @@ class ProviderError(Exception):
         retryable: bool = False,
         caller_fault: bool = False,
         auth: bool = False,
+        retry_after_s: float | None = None,
     ) -> None:
         """A failed attempt; caller_fault errors do not count against the circuit breaker."""
         super().__init__(message)
@@ -156,6 +183,7 @@ class ProviderError(Exception):
         self.retryable = retryable
         self.caller_fault = caller_fault
         self.auth = auth
+        self.retry_after_s = retry_after_s
 
 
 # --------------------------------------------------------------------------- parsing
@@ -216,6 +244,40 @@ def retry_prompt(prompt: str, problem: InvalidReply) -> str:
     )
 
 
+def retry_after_s(response: httpx.Response) -> float | None:
+    """The `retry-after` header in seconds (the delay form Anthropic and OpenAI send)."""
+    raw = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def error_body(response: httpx.Response) -> tuple[dict[str, Any], str]:
+    """The `error` object of an error answer and its message (the body's start if not JSON)."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return {}, response.text[:200]
+    error = error if isinstance(error, dict) else {}
+    return error, str(error.get("message") or "")
+
+
+def http_error(code: int, kind: str, message: str, *, auth: bool) -> ProviderError:
+    """An error answer as a ProviderError: 429 and 5xx are retried; the request's own faults
+    (400, 404, 413, 422) do not count against the breaker."""
+    text = f"HTTP {code}" + (f" {kind}" if kind else "") + (f": {message}" if message else "")
+    return ProviderError(
+        text,
+        kind="http",
+        status_code=code,
+        retryable=code == 429 or code >= 500,
+        caller_fault=code in (400, 404, 413, 422) and not auth,
+        auth=auth,
+    )
+
+
 def _counts_against_provider(exc: BaseException) -> bool:
     """Breaker policy: everything but the caller's own mistakes (bad request shape)."""
     return not getattr(exc, "caller_fault", False)
@@ -238,38 +300,44 @@ class Extracted:
 class ProviderClient:
     """The shared request loop; subclasses supply the wire format of one provider."""
 
-    provider: ClassVar[str]
+    provider: ClassVar[str]  # also the prefix of its settings: <provider>_api_key, _model...
     label: ClassVar[str]
     key_variable: ClassVar[str]
 
     def __init__(
         self,
+        settings: Settings,
         *,
-        api_key: str | None,
-        base_url: str,
-        timeout_s: float,
-        max_retries: int,
-        http: httpx.AsyncClient | None,
-        breaker: CircuitBreaker,
+        http: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
         sleep: Sleep = asyncio.sleep,
         retry_backoff_s: Sequence[float] = DEFAULT_RETRY_BACKOFF_S,
-        secret_values: Sequence[str] = (),
     ) -> None:
-        """A client; it closes `http` on aclose only when it created it.
+        """A client from its provider's settings (<provider>_api_key, _base_url, _timeout_s,
+        _model) with a breaker of its own unless one is given; without a key every request is
+        `not-configured`. It closes `http` on aclose only when it created it.
 
-        Error text it records or returns is scrubbed of its key and of secret_values (every
-        configured secret), since providers may echo a key back in an error message.
+        Error text it records or returns is scrubbed of every configured secret, since
+        providers may echo a key back in an error message.
         """
-        self._api_key = api_key or None
-        self._scrubber = Scrubber([*secret_values, *([api_key] if api_key else [])])
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
+        key = getattr(settings, f"{self.provider}_api_key")
+        self._api_key = key.get_secret_value() if key else None
+        self._scrubber = Scrubber(settings.secret_values())
+        self.base_url = getattr(settings, f"{self.provider}_base_url").rstrip("/")
+        self.timeout_s: float = getattr(settings, f"{self.provider}_timeout_s")
+        self.model: str = getattr(settings, f"{self.provider}_model")
+        self.max_retries = settings.llm_max_retries
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
-        self.breaker = breaker
+        self.breaker = breaker or CircuitBreaker(
+            self.provider,
+            failure_threshold=settings.breaker_failure_threshold,
+            backoff_s=settings.breaker_backoff(),
+        )
         self._sleep = sleep
         self.retry_backoff_s = tuple(retry_backoff_s) or (0.0,)
+        self.rules_timeout_s = min(RULES_TIMEOUT_S, self.timeout_s)
+        self._check_priced(self.model)
 
     @property
     def configured(self) -> bool:
@@ -288,6 +356,14 @@ class ProviderClient:
                 price(self.provider, model)
 
     # ------------------------------------------------------------------ provider hooks
+
+    def _model_for(self, role: Role) -> str:
+        """The model that serves role."""
+        return self.model
+
+    def _schema(self, role: Role, model_cls: type[BaseModel]) -> dict[str, Any] | None:
+        """What constrains the reply to model_cls (None: JSON without a schema)."""
+        return None
 
     def _check_prompt(self, prompt: str) -> None:
         """Raise ValueError for a prompt the provider would refuse (a programming error)."""
@@ -322,6 +398,19 @@ class ProviderClient:
             model=model,
             status="not-configured",
             warning=f"{self.label} not configured ({self.key_variable})",
+        )
+
+    async def run(self, task: Task[M]) -> LLMReply[M]:
+        """Send a role's task with the model and reply schema this provider uses for the role
+        (the semantic rules with the short rules timeout)."""
+        return await self.request(
+            task.prompt,
+            task.model_cls,
+            model=self._model_for(task.role),
+            purpose=task.purpose,
+            schema=self._schema(task.role, task.model_cls),
+            timeout_s=self.rules_timeout_s if task.role == "rules" else None,
+            soft_cap_cents=task.soft_cap_cents,
         )
 
     async def request(
@@ -389,7 +478,7 @@ class ProviderClient:
                 current = retry_prompt(prompt, last)
             elif last is not None:
                 step = self.retry_backoff_s[min(transient - 1, len(self.retry_backoff_s) - 1)]
-                await self._sleep(step)
+                await self._sleep(max(step, last.retry_after_s or 0.0))
             try:
                 return await self._attempt(
                     current, model_cls, model, purpose, schema, timeout_s, attempt, calls
@@ -399,7 +488,9 @@ class ProviderClient:
                     raise
                 last = exc
             except ProviderError as exc:
-                if not exc.retryable:
+                # Asked to wait longer than we ever back off: a fallback answers sooner.
+                too_long = (exc.retry_after_s or 0.0) > max(self.retry_backoff_s)
+                if not exc.retryable or too_long:
                     raise
                 transient += 1
                 last = exc
@@ -425,7 +516,11 @@ class ProviderClient:
         try:
             response = await self._post(prompt, model, schema, timeout_s)
             if response.status_code >= 300:
-                raise self._error(response)
+                error = self._error(response)
+                error.retry_after_s = retry_after_s(response)
+                if error.retry_after_s is not None:
+                    error.args = (f"{error} (retry-after {error.retry_after_s:g} s)",)
+                raise error
             try:
                 data = response.json()
             except ValueError:

@@ -1,5 +1,5 @@
-"""Gemini over its REST API (`generateContent`): the 5-factor content reading and plain JSON
-generation (DeepSeek's fallback). Structured output is requested with `responseSchema`.
+"""Gemini over its REST API (`generateContent`): the 5-factor content reading (structured
+output via `responseSchema`) and plain JSON for the other roles it serves as a fallback.
 
 Unlike the original, the prompt's niche is the draft's own niche (not a society id), every
 request goes through the provider's circuit breaker, and costs come from the dated price
@@ -8,27 +8,30 @@ table using the reply's usageMetadata (thinking tokens included, nothing invente
 
 from __future__ import annotations
 
-import asyncio
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from virtuna.config import Settings
 from virtuna.engine.baseline import CalibrationBaseline
-from virtuna.engine.llm.base import Extracted, LLMReply, ProviderClient, ProviderError, Sleep
-from virtuna.engine.llm.breaker import CircuitBreaker
+from virtuna.engine.llm.base import (
+    Extracted,
+    LLMReply,
+    ProviderClient,
+    ProviderError,
+    Role,
+    error_body,
+    http_error,
+)
 from virtuna.engine.llm.pricing import gemini_usage_missing, usage_from_gemini
-from virtuna.engine.llm.prompts import content_analysis_prompt
 from virtuna.engine.llm.schemas import FACTOR_NAMES, GeminiAnalysis
+from virtuna.engine.llm.tasks import content_task
 from virtuna.engine.schema import ContentPayload
 
 __all__ = ["GEMINI_ANALYSIS_SCHEMA", "GeminiClient"]
 
 M = TypeVar("M", bound=BaseModel)
 
-ANALYSIS_SOFT_CAP_CENTS = Decimal("0.5")  # warn-only, as the original
 _AUTH_REASONS = ("API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED")
 _GOOD_FINISH = ("STOP", "FINISH_REASON_UNSPECIFIED", "")
 
@@ -64,52 +67,21 @@ class GeminiClient(ProviderClient):
     label = "Gemini"
     key_variable = "GEMINI_API_KEY"
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        http: httpx.AsyncClient | None = None,
-        breaker: CircuitBreaker | None = None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        """A client from settings; without GEMINI_API_KEY every request is `not-configured`."""
-        key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None
-        super().__init__(
-            api_key=key,
-            base_url=settings.gemini_base_url,
-            timeout_s=settings.gemini_timeout_s,
-            max_retries=settings.llm_max_retries,
-            http=http,
-            breaker=breaker
-            or CircuitBreaker(
-                "gemini",
-                failure_threshold=settings.breaker_failure_threshold,
-                backoff_s=settings.breaker_backoff(),
-            ),
-            sleep=sleep,
-            secret_values=settings.secret_values(),
-        )
-        self.model = settings.gemini_model
-        self._check_priced(self.model)
-
     async def analyze_content(
         self, payload: ContentPayload, baseline: CalibrationBaseline
     ) -> LLMReply[GeminiAnalysis]:
         """Score the draft on the 5 content factors (structured output, validated)."""
-        return await self.request(
-            content_analysis_prompt(payload, baseline),
-            GeminiAnalysis,
-            model=self.model,
-            purpose="content-analysis",
-            schema=GEMINI_ANALYSIS_SCHEMA,
-            soft_cap_cents=ANALYSIS_SOFT_CAP_CENTS,
-        )
+        return await self.run(content_task(payload, baseline))
 
     async def generate_json(self, prompt: str, model_cls: type[M], *, purpose: str) -> LLMReply[M]:
         """Any JSON reply validated against model_cls (JSON mime type, no responseSchema)."""
         return await self.request(prompt, model_cls, model=self.model, purpose=purpose)
 
     # ------------------------------------------------------------------ wire format
+
+    def _schema(self, role: Role, model_cls: type[BaseModel]) -> dict[str, Any] | None:
+        """The content factors with their response schema; other roles as plain JSON."""
+        return GEMINI_ANALYSIS_SCHEMA if role == "content" else None
 
     def _url(self, model: str) -> str:
         """POST {base}/v1beta/models/{model}:generateContent."""
@@ -156,26 +128,12 @@ class GeminiClient(ProviderClient):
     def _error(self, response: httpx.Response) -> ProviderError:
         """{"error": {"code", "message", "status", "details"}} as a ProviderError."""
         code = response.status_code
-        message, status, reasons = "", "", []
-        try:
-            error = response.json().get("error") or {}
-            message = str(error.get("message") or "")
-            status = str(error.get("status") or "")
-            for detail in error.get("details") or []:
-                if isinstance(detail, dict) and detail.get("reason"):
-                    reasons.append(str(detail["reason"]))
-        except (ValueError, AttributeError):
-            message = response.text[:200]
+        error, message = error_body(response)
+        reasons = [
+            str(detail["reason"])
+            for detail in error.get("details") or []
+            if isinstance(detail, dict) and detail.get("reason")
+        ]
         auth = code in (401, 403) or any(reason in _AUTH_REASONS for reason in reasons)
         auth = auth or (code == 400 and "api key" in message.lower())
-        text = (
-            f"HTTP {code}" + (f" {status}" if status else "") + (f": {message}" if message else "")
-        )
-        return ProviderError(
-            text,
-            kind="http",
-            status_code=code,
-            retryable=code == 429 or code >= 500,
-            caller_fault=code in (400, 404, 413, 422) and not auth,
-            auth=auth,
-        )
+        return http_error(code, str(error.get("status") or ""), message, auth=auth)

@@ -148,7 +148,7 @@ def reasoning_prompt(
     creator_context: str,
     baseline: CalibrationBaseline,
 ) -> str:
-    """DeepSeek's 5-step behavioural prompt (also sent to Gemini as the fallback)."""
+    """DeepSeek's 5-step behavioural prompt (sent as is to any fallback provider)."""
     low, high = baseline.duration_sweet_spot
     rules = "\n".join(f"- {name}" for name in rule_names) if rule_names else "- (none matched)"
     trends = trend_context.strip() or "No trend data available."

@@ -7,6 +7,7 @@ Small spelling slips (case of a factor name or an enum word) are normalised, not
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -21,7 +22,14 @@ __all__ = [
     "RuleEvaluation",
     "RuleEvaluations",
     "Suggestion",
+    "strict_schema",
 ]
+
+# What OpenAI's strict mode and Anthropic's structured outputs both accept; every other keyword
+# (numeric and length bounds, item counts, defaults, titles) is moved into the description.
+_STRICT_KEYWORDS = frozenset(
+    {"type", "properties", "required", "items", "enum", "const", "anyOf", "$ref", "$defs"}
+)
 
 FACTOR_NAMES: tuple[str, ...] = (
     "Scroll-Stop Power",
@@ -123,7 +131,8 @@ class Suggestion(BaseModel):
 
 
 class DeepSeekReasoning(BaseModel):
-    """The behavioural reasoning reply (DeepSeek, or Gemini as its fallback)."""
+    """The behavioural reasoning reply (DeepSeek, or whichever provider of its fallback order
+    answers)."""
 
     behavioral_predictions: BehavioralPredictions
     component_scores: ComponentScores
@@ -156,3 +165,36 @@ class RuleEvaluations(BaseModel):
         for evaluation in self.evaluations:
             out.setdefault(" ".join(evaluation.rule_name.split()).casefold(), evaluation)
         return out
+
+
+def _closed(node: Any) -> Any:
+    """node with every object closed and fully required, unsupported keywords described."""
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    notes: list[str] = [node["description"]] if node.get("description") else []
+    for key, value in node.items():
+        if key in ("properties", "$defs"):
+            out[key] = {name: _closed(sub) for name, sub in value.items()}
+        elif key in _STRICT_KEYWORDS:
+            out[key] = _closed(value)
+        elif key not in ("title", "description", "default", "additionalProperties"):
+            notes.append(f"{key} {value}")
+    if out.get("type") == "object" or "properties" in out:
+        out["additionalProperties"] = False
+        out["required"] = list(out.get("properties", {}))
+    if notes:
+        out["description"] = "; ".join(notes)
+    return out
+
+
+@cache
+def strict_schema(model_cls: type[BaseModel]) -> dict[str, Any]:
+    """model_cls's JSON schema as OpenAI's strict json_schema and Anthropic's structured
+    outputs take it: every object has additionalProperties false and lists every property as
+    required (fields with defaults included, so the model always writes them), and the bounds
+    neither provider enforces (minimum, maxItems, minLength...) become description text.
+    Pydantic still validates the reply against the full model."""
+    return _closed(model_cls.model_json_schema())  # type: ignore[no-any-return]
