@@ -90,7 +90,7 @@ def test_a_failing_notebook_leaves_a_failed_run_its_notebook_and_the_index(
         assert con.execute("SELECT count(*) FROM job_locks").fetchall() == [(0,)]
     assert row[0] == "failed" and "RuntimeError" in row[1] and row[2] == str(result.notebook)
     index = (reports / "index.html").read_text(encoding="utf-8")
-    assert "probe" in index and "failed" in index and "report</a>" in index
+    assert "failed" in index and f"probe {result.notebook.parent.name}</a>" in index
 
 
 def test_skipped_and_succeeded_runs_are_told_apart(

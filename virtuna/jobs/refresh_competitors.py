@@ -2,7 +2,8 @@
 
 Runs whose items never arrived are picked up first; then a profile scrape starts for each
 tracked creator. The daily snapshot (`creator_snapshots`) is written when a profile scrape's
-items are ingested. Without APIFY_TOKEN the job is skipped, not failed.
+items are ingested. Without APIFY_TOKEN the job is skipped, not failed; a dry run lists the
+creators it would re-scrape and requests nothing.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from virtuna.store import connect
 from virtuna.store.creators import tracked_handles
 
 log = get_logger(__name__)
+DRY_RUN_REASON = "dry run: no profile scrape requested and no earlier run ingested"
 
 
 @dataclass
 class RefreshResult:
     """What the job did."""
 
-    status: str  # done, skipped
+    status: str  # done, skipped, dry-run
     reason: str | None = None
+    handles: list[str] = field(default_factory=list)  # the tracked creators
     requests: list[ProfileRequest] = field(default_factory=list)
     caught_up: list[RunIngest] = field(default_factory=list)
 
@@ -36,6 +39,7 @@ def refresh_competitors(
     db_path: Path | str | None = None,
     settings: Settings | None = None,
     client: ApifyClient | None = None,
+    dry_run: bool = False,
 ) -> RefreshResult:
     """The refresh-competitors job."""
     settings = settings or get_settings()
@@ -45,7 +49,10 @@ def refresh_competitors(
         client = client or client_from_settings(settings)
         if client is None:
             log.warning("refresh-competitors skipped", reason="APIFY_TOKEN not configured")
-            return RefreshResult("skipped", reason="APIFY_TOKEN not configured")
+            return RefreshResult("skipped", reason="APIFY_TOKEN not configured", handles=handles)
+        if dry_run:
+            client.close()
+            return RefreshResult("dry-run", reason=DRY_RUN_REASON, handles=handles)
         with client:
             caught_up = ingest_pending_runs(client, db_path=db_path)
             requests = [
@@ -54,4 +61,4 @@ def refresh_competitors(
             ]
         failed = [r for r in requests if r.status == "failed"]
         current.fields.update(creators=len(handles), failed=len(failed))
-    return RefreshResult("done", requests=requests, caught_up=caught_up)
+    return RefreshResult("done", handles=handles, requests=requests, caught_up=caught_up)

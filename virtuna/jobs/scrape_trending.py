@@ -2,7 +2,8 @@
 
 Hashtags come from SCRAPER_HASHTAGS (trimmed, lowercased, '#' stripped, de-duplicated) or the
 original's 14 defaults. Before starting, runs whose items never arrived (a lost delivery, a
-crashed ingest) are picked up again. Without APIFY_TOKEN the job is skipped, not failed.
+crashed ingest) are picked up again. Without APIFY_TOKEN the job is skipped, not failed; a
+dry run says what it would scrape and starts, records and ingests nothing.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ DEFAULT_HASHTAGS = (
     "motivation",
 )
 STALE_AFTER = timedelta(hours=24)
+DRY_RUN_REASON = "dry run: no Apify run started and no earlier run ingested"
 
 
 @dataclass
 class ScrapeStart:
     """What the job did: skipped (with why) or the run it started, and runs it caught up."""
 
-    status: str  # started, skipped
+    status: str  # started, skipped, dry-run
     reason: str | None = None
     run_id: str | None = None
     hashtags: list[str] = field(default_factory=list)
@@ -73,6 +75,7 @@ def scrape_trending(
     db_path: Path | str | None = None,
     settings: Settings | None = None,
     client: ApifyClient | None = None,
+    dry_run: bool = False,
 ) -> ScrapeStart:
     """The scrape-trending job."""
     settings = settings or get_settings()
@@ -89,9 +92,12 @@ def scrape_trending(
         if client is None:
             log.warning("scrape-trending skipped", reason="APIFY_TOKEN not configured")
             return ScrapeStart("skipped", reason="APIFY_TOKEN not configured", stale=stale)
+        hashtags = scrape_hashtags(settings)
+        if dry_run:
+            client.close()
+            return ScrapeStart("dry-run", reason=DRY_RUN_REASON, hashtags=hashtags, stale=stale)
         with client:
             caught_up = ingest_pending_runs(client, db_path=db_path)
-            hashtags = scrape_hashtags(settings)
             secret = settings.apify_webhook_secret
             run = client.start_run(
                 settings.apify_actor_id,

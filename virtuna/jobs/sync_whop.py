@@ -14,7 +14,8 @@ For each `user_subscriptions` row with a `whop_membership_id` the job retrieves 
 
 Memberships are fetched before the store is opened, so no store lock is held across network
 calls. One user's failure (404, 500 after retries, a bad answer) lands in `errors` and the
-others carry on; the job never raises for it. Without WHOP_API_KEY the job is skipped.
+others carry on; the job never raises for it. Without WHOP_API_KEY the job is skipped. A dry
+run fetches the memberships (read-only) and counts what it would update, and writes nothing.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ class SyncResult:
     status: str  # done, skipped
     reason: str | None = None
     checked: int = 0  # subscriptions with a membership id
-    updated: int = 0  # subscriptions refreshed from Whop
+    updated: int = 0  # subscriptions refreshed from Whop (that would be, on a dry run)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (user_id, message)
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ def sync_whop(
     settings: Settings | None = None,
     client: WhopClient | None = None,
     tiers_by_product: Mapping[str, str] | None = None,
+    dry_run: bool = False,
 ) -> SyncResult:
     """The sync-whop job; tiers_by_product (default: from the settings) maps products to tiers."""
     settings = settings or get_settings()
@@ -177,7 +180,7 @@ def sync_whop(
             current.fields.update(skipped=SKIP_REASON)
             return SyncResult("skipped", reason=SKIP_REASON)
         subs = _subscriptions(db_path)
-        result = SyncResult("done", checked=len(subs))
+        result = SyncResult("done", checked=len(subs), dry_run=dry_run)
         fetched: list[tuple[_Subscription, WhopMembership]] = []
         with client:
             for sub in subs:
@@ -190,7 +193,9 @@ def sync_whop(
             for sub, membership in fetched:
                 try:
                     tier = _tier_for(sub, membership, tiers)
-                    _write(con, sub, membership, tier, subscription_status(membership), synced_at)
+                    if not dry_run:
+                        status = subscription_status(membership)
+                        _write(con, sub, membership, tier, status, synced_at)
                 except Exception as exc:
                     _record_error(result, sub, exc)
                 else:

@@ -1,4 +1,5 @@
-"""Tables and plots of an evaluation, as the training and retrain notebooks show them."""
+"""Tables and plots of an evaluation, as the training and retrain notebooks show them, and
+which features a fitted model leans on (permutation importance on held-out rows)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.inspection import permutation_importance
 
-from virtuna.ml.evaluate import ORACLES, Evaluation
+from virtuna.ml.estimators import EstimatorKind, TierEstimator
+from virtuna.ml.evaluate import (
+    ORACLES,
+    Evaluation,
+    SplitKind,
+    TrainingSet,
+    fit_estimator,
+    make_folds,
+    predict_tiers,
+)
+from virtuna.ml.tiers import TierScheme, fit_edges
 
 SUBSETS = {"all": "all rows", "history": "rows with creator history", "no_history": "no history"}
 
@@ -72,4 +85,68 @@ def plot_source_accuracy(evaluation: Evaluation, subset: str = "all", ax: Any = 
     ax.axhline(0.2, color="grey", lw=0.8, ls=":")
     ax.set_title(f"{evaluation.scheme}, {evaluation.split}: {SUBSETS.get(subset, subset)}")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, frameon=False)
+    return ax
+
+
+IMPORTANCE_ROWS = 3000  # held-out rows scored per shuffle (a random sample of them)
+
+
+def _spearman(estimator: TierEstimator, features: pd.DataFrame, outcome: np.ndarray) -> float:
+    """Spearman's rho between the estimator's score and the outcome (the permutation score)."""
+    return float(spearmanr(predict_tiers(estimator, features)[1], outcome).statistic)
+
+
+def feature_importance(
+    data: TrainingSet,
+    scheme: TierScheme,
+    kind: EstimatorKind,
+    split: SplitKind = "creator",
+    *,
+    repeats: int = 3,
+    max_rows: int = IMPORTANCE_ROWS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Permutation importance of each feature: `kind` fitted on the split's training rows, then
+    the drop in Spearman's rho (score against outcome) on held-out rows when the feature's
+    column is shuffled, mean and spread over `repeats` shuffles; largest drop first."""
+    fold = make_folds(split, data, seed)[0]
+    outcome = data.outcome(scheme)
+    train = fold.train[~np.isnan(outcome[fold.train])]
+    test = fold.test[~np.isnan(outcome[fold.test])]
+    if len(test) > max_rows:
+        test = np.sort(np.random.default_rng(seed).choice(test, max_rows, replace=False))
+    edges = fit_edges(pd.Series(outcome[train]), scheme)
+    model = fit_estimator(kind, scheme, data, train, edges, seed)
+    found = permutation_importance(
+        model,
+        data.features.iloc[test],
+        outcome[test],
+        scoring=_spearman,
+        n_repeats=repeats,
+        random_state=seed,
+    )
+    table = pd.DataFrame(
+        {
+            "feature": data.features.columns,
+            "importance": found.importances_mean,
+            "spread": found.importances_std,
+        }
+    )
+    table.attrs.update(
+        held_out=len(test), baseline=_spearman(model, data.features.iloc[test], outcome[test])
+    )
+    return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def plot_importance(table: pd.DataFrame, top: int = 20, ax: Any = None) -> Any:
+    """Horizontal bars of the `top` permutation importances with their spread."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(8, 0.28 * min(top, len(table)) + 1.2))
+    shown = table.head(top).iloc[::-1]
+    ax.barh(shown["feature"], shown["importance"], xerr=shown["spread"], color="tab:blue")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("drop in Spearman's rho when the feature is shuffled")
+    ax.tick_params(axis="y", labelsize=8)
     return ax
