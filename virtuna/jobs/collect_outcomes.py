@@ -25,6 +25,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -259,3 +260,13 @@ def _record(
 
 def _missing(result: CollectResult, item: Due, why: str) -> None:
     result.missing.append((item.analysis_id, why))
+
+
+def recent_scraped_outcomes(con: duckdb.DuckDBPyConnection, limit: int = 20) -> Any:
+    """The newest `limit` outcomes collected by scraping, as a DataFrame."""
+    return con.execute(
+        "SELECT analysis_id, actual_views, actual_likes, actual_shares, actual_comments, "
+        "predicted_score, platform_post_url, scraped_at, video_age_hours, reported_at "
+        "FROM outcomes WHERE source = 'scraped' ORDER BY reported_at DESC LIMIT ?",
+        [limit],
+    ).df()

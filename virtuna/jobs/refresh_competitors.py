@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+import pandas as pd
+
 from virtuna.config import Settings, get_settings
 from virtuna.ingest.apify import ApifyClient, client_from_settings
 from virtuna.ingest.apify_runs import RunIngest, ingest_pending_runs
@@ -62,3 +65,39 @@ def refresh_competitors(
         failed = [r for r in requests if r.status == "failed"]
         current.fields.update(creators=len(handles), failed=len(failed))
     return RefreshResult("done", handles=handles, requests=requests, caught_up=caught_up)
+
+
+@dataclass(frozen=True)
+class CreatorTables:
+    """What the store holds on creators, as the report shows it."""
+
+    tracked: pd.DataFrame  # the tracked creators and their last profile scrape
+    latest: pd.DataFrame  # each creator's latest daily snapshot, change since the one before
+    history: pd.DataFrame  # every snapshot: handle, snapshot_date, followers
+
+
+def creator_tables(con: duckdb.DuckDBPyConnection) -> CreatorTables:
+    """The tracked creators, their latest snapshots (most followed first) and the history."""
+    tracked = con.sql(
+        "SELECT handle, nickname, followers, hearts, videos, verified, scrape_status, "
+        "last_error, last_scraped_at FROM creators WHERE tracked ORDER BY handle"
+    ).df()
+    latest = con.sql(
+        """
+        SELECT s.handle, c.tracked, s.snapshot_date, s.followers, s.hearts, s.videos,
+               lag(s.snapshot_date) OVER w AS previous_snapshot,
+               s.followers - lag(s.followers) OVER w AS followers_change,
+               s.hearts - lag(s.hearts) OVER w AS hearts_change,
+               s.videos - lag(s.videos) OVER w AS videos_change,
+               s.taken_at
+        FROM creator_snapshots s LEFT JOIN creators c USING (handle)
+        WINDOW w AS (PARTITION BY s.handle ORDER BY s.snapshot_date)
+        QUALIFY row_number() OVER (PARTITION BY s.handle ORDER BY s.snapshot_date DESC) = 1
+        ORDER BY s.followers DESC NULLS LAST, s.handle
+        """
+    ).df()
+    history = con.sql(
+        "SELECT handle, snapshot_date, followers FROM creator_snapshots "
+        "ORDER BY handle, snapshot_date"
+    ).df()
+    return CreatorTables(tracked, latest, history)

@@ -9,8 +9,10 @@ dry run says what it would scrape and starts, records and ingests nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+
+import duckdb
 
 from virtuna.config import Settings, get_settings
 from virtuna.ingest.apify import ApifyClient, client_from_settings
@@ -62,11 +64,20 @@ def scrape_hashtags(settings: Settings) -> list[str]:
     return settings.hashtag_list() or list(DEFAULT_HASHTAGS)
 
 
+def store_freshness(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, int]:
+    """When the newest video arrived (scrape time, else ingest time; None if none) and how many
+    videos the store holds."""
+    newest, videos = one(
+        con, "SELECT max(coalesce(scraped_at, ingested_at)), count(*) FROM scraped_videos"
+    )
+    return newest, int(videos)  # type: ignore[return-value, call-overload]
+
+
 def newest_video_age(db_path: Path | str | None = None) -> timedelta | None:
     """How long ago the newest video arrived (scrape time, else ingest time); None if none."""
     with connect(db_path) as con:
-        (newest,) = one(con, "SELECT max(coalesce(scraped_at, ingested_at)) FROM scraped_videos")
-    return None if newest is None else utcnow() - newest  # type: ignore[operator]
+        newest, _ = store_freshness(con)
+    return None if newest is None else utcnow() - newest
 
 
 def scrape_trending(

@@ -26,13 +26,14 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from virtuna.config import Settings, get_settings
 from virtuna.log import get_logger, stage
 from virtuna.memberships.whop import WhopClient, WhopMembership, client_from_settings
 from virtuna.store import connect, run, transaction, utcnow
 
-__all__ = ["TIERS", "SyncResult", "subscription_status", "sync_whop"]
+__all__ = ["TIERS", "SyncResult", "subscription_status", "subscription_table", "sync_whop"]
 
 log = get_logger(__name__)
 
@@ -222,3 +223,12 @@ def _record_error(result: SyncResult, sub: _Subscription, exc: Exception) -> Non
         membership_id=sub.membership_id,
         error=message,
     )
+
+
+def subscription_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every subscription with its user's tier, in user order."""
+    return con.sql(
+        "SELECT s.user_id, s.tier, u.tier AS user_tier, s.status, s.whop_membership_id, "
+        "s.whop_product_id, s.cancel_at_period_end, s.current_period_end, s.last_synced_at "
+        "FROM user_subscriptions s LEFT JOIN users u ON u.id = s.user_id ORDER BY s.user_id"
+    ).df()
