@@ -77,7 +77,7 @@ def _parameters(raw: object) -> str:
     if not isinstance(values, dict):
         return str(values)
     shown = {k: v for k, v in values.items() if k not in UNSHOWN_PARAMETERS}
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in shown.items())
+    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in shown.items())
 
 
 def render_index(
