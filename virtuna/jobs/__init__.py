@@ -15,14 +15,15 @@ from typing import Any
 @contextmanager
 def writes(con: Any, *, dry_run: bool) -> Iterator[Any]:
     """One transaction around a job's writes: committed, or on a dry run rolled back once the
-    block has read what it wrote (and on any exception)."""
+    block has read what it wrote."""
+    if not dry_run:
+        from virtuna.store import transaction  # here: `virtuna --help` reads the schedule
+
+        with transaction(con):
+            yield con
+        return
     con.begin()
     try:
         yield con
-    except BaseException:
+    finally:
         con.rollback()
-        raise
-    if dry_run:
-        con.rollback()
-    else:
-        con.commit()
