@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test fuzz lint format lock clean notebooks serve
+.PHONY: help setup demo test fuzz lint format lock clean notebooks serve screenshots
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ serve: $(STAMP) ## Run the HTTP service on 127.0.0.1:8000 (webhooks, analyze, ou
 notebooks: $(STAMP) ## Run every notebook once (job notebooks and reports) into reports/
 	@for name in $$($(BIN)/python -c "from virtuna.jobs.schedule import load_schedule as l; s = l(); print(' '.join([*s.jobs, *s.reports]))"); do \
 		$(BIN)/virtuna jobs run $$name || exit 1; done
+
+screenshots: $(STAMP) ## Screenshot every report and /docs in headless Chromium (skips without it)
+	$(BIN)/python -m virtuna.reports.screenshots
 
 test: $(STAMP) lint ## Lint, then run the test suite with coverage (fails below 80 %)
 	$(BIN)/python -m pytest --cov=virtuna --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)

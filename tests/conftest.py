@@ -11,8 +11,10 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
 import json  # noqa: E402
+import re  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from datetime import datetime  # noqa: E402
+from html.parser import HTMLParser  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -74,6 +76,18 @@ def bundled_store(bundled_ingest: tuple[Path, dict[str, Any]]) -> Path:
     return bundled_ingest[0]
 
 
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small store of real data: the Apify sample and the December 2020 trending feed (built
+    once; copy it before writing)."""
+    from virtuna.ingest import ingest_file
+
+    path = tmp_path_factory.mktemp("small") / "small.duckdb"
+    for name in ("tiktok_apify_2023_sample.jsonl", "tiktok_trending_dec2020.json"):
+        ingest_file(RAW / name, db_path=path)
+    return path
+
+
 @pytest.fixture
 def bundled_copy(bundled_store: Path, tmp_path: Path) -> Path:
     """A private, writable copy of the bundled real-data store."""
@@ -122,3 +136,50 @@ def make_item(**overrides: Any) -> dict[str, Any]:
 def item_line(**overrides: Any) -> str:
     """make_item as one JSON Lines line."""
     return json.dumps(make_item(**overrides))
+
+
+# A URL that leaves the page's own host: http(s):, any other scheme with //, or protocol-relative.
+_EXTERNAL_URL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+_CSS_URL = re.compile(r"(?:url\(\s*|@import\s+(?!url\())[\"']?([^\"')\s]+)", re.IGNORECASE)
+_SCRIPT_URL = re.compile(r"(?:import|fetch)\(\s*[\"']([^\"']+)", re.IGNORECASE)
+_URL_ATTRIBUTES = ("src", "href", "srcset", "data", "action", "poster", "spec-url")
+
+
+class _References(HTMLParser):
+    """Every URL a page loads or links: attributes, CSS url()/@import and script imports."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value and name in _URL_ATTRIBUTES:
+                self.urls += (
+                    [part.split()[0] for part in value.split(",")] if name == "srcset" else [value]
+                )
+            elif value and name == "style":
+                self.urls += _CSS_URL.findall(value)
+        self._in = tag if tag in ("style", "script") else None
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "style":
+            self.urls += _CSS_URL.findall(data)
+        elif self._in == "script":
+            self.urls += _SCRIPT_URL.findall(data)
+
+
+def page_references(html: str) -> list[str]:
+    """The URLs an HTML page loads or links (data: URIs left out)."""
+    parser = _References()
+    parser.feed(html)
+    return [u for u in parser.urls if not u.strip().lower().startswith("data:")]
+
+
+def external_references(html: str) -> list[str]:
+    """The URLs of an HTML page that point off its own host (http(s)://, //host)."""
+    return [u for u in page_references(html) if _EXTERNAL_URL.match(u)]

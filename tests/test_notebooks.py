@@ -10,13 +10,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.conftest import external_references
 from virtuna.notebooks import (
+    HIDDEN_TAG,
     NOTEBOOK_DIR,
     NotebookRun,
+    ParameterError,
+    check_parameters,
     execute_notebook,
+    notebook_parameters,
     notebook_path,
     render_html,
 )
+from virtuna.store import connect
 
 
 def _outputs_text(notebook: Path) -> str:
@@ -86,27 +92,59 @@ def test_unknown_notebook_is_a_clear_error() -> None:
         notebook_path("nope")
 
 
-def test_render_html_leaves_out_inputs(tmp_path: Path) -> None:
+def test_render_html_leaves_out_inputs_stderr_and_hidden_cells_and_loads_nothing(
+    tmp_path: Path,
+) -> None:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("secret_input_code = 1")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="visible output")]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Title"), cell]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="visible output"),
+        nbformat.v4.new_output("stream", name="stderr", text="[warning] a log line"),
+    ]
+    hidden = nbformat.v4.new_code_cell("report_job_status(...)")
+    hidden.metadata["tags"] = [HIDDEN_TAG]
+    hidden.outputs = [nbformat.v4.new_output("stream", name="stdout", text="job_status: done")]
+    maths = nbformat.v4.new_markdown_cell("# Title\n\nInline $x^2$ maths")
+    nb.cells = [maths, cell, hidden]
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, path)
     html = render_html(path).read_text(encoding="utf-8")
     assert "visible output" in html and "secret_input_code" not in html
+    assert "a log line" not in html and "job_status" not in html
+    assert external_references(html) == []  # no require.js, MathJax or fonts from a CDN
+    assert "<title>n</title>" in html
 
 
-@pytest.fixture(scope="module")
-def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small store of real data: the Apify sample and the December 2020 trending feed."""
-    from tests.conftest import RAW
-    from virtuna.ingest import ingest_file
+def test_annotated_parameters_declare_their_types_and_stay_checked() -> None:
+    trends = notebook_parameters("trends")
+    assert (trends["window_hours"].kind, trends["dry_run"].kind) == ("int", "bool")
+    assert trends["as_of"].kind == "str" and trends["as_of"].nullable
+    retrain = notebook_parameters("retrain_ml")["schemes"]
+    assert (retrain.kind, retrain.items) == ("list", "str")
+    sources = notebook_parameters("tier_diagnosis")["sources"]
+    assert (sources.kind, sources.items, sources.nullable) == ("list", "str", True)
+    assert check_parameters("trends", {"dry_run": False, "as_of": None}) == {
+        "dry_run": False,
+        "as_of": None,
+    }
+    for hostile in ({"dry_run": "False\nimport os"}, {"window_hours": 1.5}, {"dry_run": None}):
+        with pytest.raises(ParameterError):
+            check_parameters("trends", hostile)
 
-    path = tmp_path_factory.mktemp("small") / "small.duckdb"
-    for name in ("tiktok_apify_2023_sample.jsonl", "tiktok_trending_dec2020.json"):
-        ingest_file(RAW / name, db_path=path)
-    return path
+
+JOB_NOTEBOOKS = sorted(
+    p.stem for p in NOTEBOOK_DIR.glob("*.ipynb") if "dry_run" in notebook_parameters(p.stem)
+)
+
+
+def test_every_job_notebook_is_a_dry_run_by_default_and_says_so_at_the_top() -> None:
+    assert len(JOB_NOTEBOOKS) == 8  # every scheduled job; the three reports write nothing
+    for name in JOB_NOTEBOOKS:
+        nb = nbformat.read(notebook_path(name), as_version=4)
+        assert "dry_run: bool = True" in nb.cells[1].source, name
+        assert "Dry run unless `dry_run=False`" in nb.cells[0].source, name
+        status = [c for c in nb.cells if "report_job_status(" in c.source]
+        assert status and all(HIDDEN_TAG in c.metadata.get("tags", []) for c in status), name
 
 
 ALL_NOTEBOOKS = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
@@ -120,8 +158,38 @@ LIGHTER = {"tier_training": {"kinds": ["residual_boosting"], "splits": ["creator
 PARALLEL = 2
 
 
+# What a job may write: one fingerprint per table (its rows in a fixed order).
+WRITTEN_TABLES = (
+    "trending_sounds",
+    "trending_hashtags",
+    "calibration_params",
+    "models",
+    "rule_library",
+    "analysis_results",
+    "outcomes",
+    "user_subscriptions",
+    "users",
+    "scrape_runs",
+    "scraped_videos",
+    "creators",
+    "creator_snapshots",
+)
+
+
+def _fingerprint(store: Path) -> dict[str, object]:
+    with connect(store) as con:
+        return {
+            table: con.execute(
+                "SELECT count(*), md5(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR)) "
+                f"FROM {table} t"
+            ).fetchall()
+            for table in WRITTEN_TABLES
+        }
+
+
 def _run_on_small_store(name: str, small_store: Path, workdir: Path) -> NotebookRun:
-    """notebooks/<name> executed on a private copy of the small store."""
+    """notebooks/<name> executed on a private copy of the small store, as a person would run
+    it: without dry_run."""
     import shutil
 
     workdir.mkdir(parents=True)
@@ -158,8 +226,22 @@ def small_store_runs(
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ALL_NOTEBOOKS)
 def test_every_notebook_runs_on_a_small_store(
-    name: str, small_store_runs: dict[str, Future[NotebookRun]]
+    name: str, small_store: Path, small_store_runs: dict[str, Future[NotebookRun]]
 ) -> None:
     run = small_store_runs[name].result()
     assert run.succeeded, run.error
     assert run.html is not None and run.html.stat().st_size > 0
+    # Run by hand (no dry_run given), a notebook leaves the store as it found it.
+    store = run.notebook.parent.parent / "store.duckdb"
+    assert _fingerprint(store) == _fingerprint(small_store)
+    assert not list(store.parent.glob("*models*/*")), "a dry run registered a model file"
+    # The report reads offline and clean; every figure it shows is also a PNG in figures/.
+    html = run.html.read_text(encoding="utf-8")
+    assert external_references(html) == [], name
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html
+    assert "job_status" not in html
+    executed = nbformat.read(run.notebook, as_version=4)
+    shown = sum(
+        "image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", [])
+    )
+    assert len(list((run.notebook.parent / "figures").glob("*.png"))) == shown, name

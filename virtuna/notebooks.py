@@ -28,13 +28,19 @@ import nbformat
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
 from papermill.translators import papermill_translators
 from papermill.utils import nb_kernel_name, nb_language
 
 from virtuna.constants import PROJECT_ROOT
+from virtuna.reports import RUN_DIR_ENV
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 KERNEL = "python3"
+# The report template: JupyterLab's, without the scripts it would fetch from a CDN.
+TEMPLATES = Path(__file__).resolve().parent / "reports" / "templates"
+# A cell tagged so runs (the runner's status cell, say) but is left out of the HTML report.
+HIDDEN_TAG = "remove-cell"
 MAX_TEXT = 2000  # characters in one string value
 MAX_ITEMS = 1000  # items in one list value
 MAX_INT = 2**63 - 1
@@ -214,11 +220,23 @@ def notebook_path(name: str) -> Path:
 
 
 def render_html(notebook: Path, html: Path | None = None) -> Path:
-    """An HTML rendering of an executed notebook without its input cells (for readers)."""
+    """An HTML rendering of an executed notebook for readers, viewable offline: no input
+    cells, no cells tagged HIDDEN_TAG, no stderr output (log lines and warnings)."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if o.get("name") != "stderr"]
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        template_name="offline",
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={HIDDEN_TAG}, enabled=True), enabled=True
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook.stem}})
     target = html or notebook.with_suffix(".html")
     target.write_text(body, encoding="utf-8")
     return target
@@ -282,14 +300,16 @@ def _die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
-def _kernel_manager_for(watch: _KernelWatch) -> type[AsyncKernelManager]:
-    """A kernel manager whose kernel dies with this process and reports its pid to `watch`."""
+def _kernel_manager_for(watch: _KernelWatch, run_dir: Path) -> type[AsyncKernelManager]:
+    """A kernel manager whose kernel dies with this process, reports its pid to `watch` and
+    knows its run folder (RUN_DIR_ENV)."""
 
     class RunKernelManager(AsyncKernelManager):  # type: ignore[misc]
         async def start_kernel(self, **kw: Any) -> None:
             hook = _die_with_parent()
             if hook is not None:
                 kw.setdefault("preexec_fn", hook)
+            kw["env"] = {**kw.get("env", os.environ), RUN_DIR_ENV: str(run_dir)}
             await super().start_kernel(**kw)
             watch.started(getattr(self.provisioner, "pid", None))
 
@@ -305,6 +325,8 @@ def execute_notebook(
     progress: bool = False,
 ) -> NotebookRun:
     """Run notebooks/<name>.ipynb with checked parameters into output_dir, within timeout_s.
+
+    The kernel finds output_dir in RUN_DIR_ENV: its log file and figures go there.
 
     `timeout_s` bounds the whole run (kernel start to last cell), not only each cell: when it
     passes, the kernel is killed and the run fails saying so. The output is kept on failure.
@@ -324,7 +346,7 @@ def execute_notebook(
             cwd=str(PROJECT_ROOT),
             execution_timeout=timeout_s,
             progress_bar=progress,
-            kernel_manager_class=_kernel_manager_for(watch),
+            kernel_manager_class=_kernel_manager_for(watch, output_dir.resolve()),
         )
     except papermill.PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"

@@ -208,6 +208,11 @@ def test_audit_fits_activates_and_predictions_become_calibrated(db_path: Path) -
                 con, _analysis(con, raw), 5 if resonated else 2, 50.0, start + timedelta(hours=i)
             )
         assert active_calibrations(con) == {}
+    dry = calibration_audit(as_of="latest", db_path=db_path, resamples=100, dry_run=True)
+    assert dry.activated == [PROFILE] and dry.profiles[0].version is None  # would activate
+    with connect(db_path) as con:
+        assert active_calibrations(con) == {}
+        assert con.execute("SELECT count(*) FROM calibration_params").fetchall() == [(0,)]
     result = calibration_audit(as_of="latest", db_path=db_path, resamples=100)
     assert result.status == "completed" and result.samples == 400
     assert result.drift and result.ece is not None and result.ece > 0.15
@@ -344,6 +349,13 @@ def test_validate_rules_learns_weights_from_contributions(db_path: Path) -> None
                 10.0,
                 when + timedelta(hours=30 + i),
             )
+    library = "SELECT weight, accuracy_rate, sample_count FROM rule_library ORDER BY id"
+    with connect(db_path) as con:
+        before = con.execute(library).fetchall()
+    dry = validate_rules(as_of="latest", db_path=db_path, dry_run=True)
+    assert dry.dry_run and dry.report.set_index("rule").loc["Question Hook", "new_weight"] == 2.0
+    with connect(db_path) as con:
+        assert con.execute(library).fetchall() == before  # computed, not written
     result = validate_rules(as_of="latest", db_path=db_path)
     row = result.report.set_index("rule").loc["Question Hook"]
     assert (row["samples"], row["accuracy"], row["new_weight"]) == (25, 1.0, 2.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,20 @@ def test_progress_reports_the_bytes_read(tmp_path: Path, db_path: Path) -> None:
     seen: list[int] = []
     ingest_file(path, db_path=db_path, progress=seen.append)
     assert sum(seen) == path.stat().st_size
+
+
+def test_ingest_volume_counts_new_videos_and_rejects_per_day_and_source(db_path: Path) -> None:
+    from virtuna.ingest import ingest_volume
+
+    ingest_file(RAW / "tiktok_apify_2023_sample.jsonl", db_path=db_path)
+    with connect(db_path) as con:
+        con.execute(
+            "INSERT INTO ingest_rejects VALUES ('drawrowfly', 'x.json', 0, 'no id', NULL, "
+            "TIMESTAMP '2020-12-01 10:00')"
+        )
+        volume = ingest_volume(con)
+        recent = ingest_volume(con, since=datetime(2021, 1, 1))
+    rows = {(f"{r.day:%Y-%m-%d}", r.source): (r.videos, r.rejected) for r in volume.itertuples()}
+    assert rows[("2020-12-01", "drawrowfly")] == (0, 1)
+    assert [counts for (_, source), counts in rows.items() if source == "apify"] == [(192, 0)]
+    assert "drawrowfly" not in set(recent["source"])

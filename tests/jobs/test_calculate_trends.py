@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import make_item
 from virtuna.ingest import store_batch
 from virtuna.ingest.tiktok_items import map_items
-from virtuna.jobs.calculate_trends import calculate_trends, resolve_as_of
+from virtuna.jobs.calculate_trends import calculate_trends, resolve_as_of, trend_history
 from virtuna.store import connect
 from virtuna.store.trends import hashtag_trends, snapshot_as_of, top_sounds
 
@@ -173,3 +173,36 @@ def test_latest_on_an_empty_store_and_bad_window_are_clear_errors(db_path: Path)
 def test_an_empty_window_writes_nothing(db_path: Path) -> None:
     result = calculate_trends(AS_OF, 48, db_path=str(db_path))
     assert (result.videos_in_window, result.sounds, result.hashtags) == (0, 0, 0)
+
+
+def test_a_dry_run_computes_the_snapshot_and_stores_nothing(db_path: Path) -> None:
+    _store(db_path, [_video(1, 2, 600, "new"), _video(2, 30, 200_000, "big")])
+    dry = calculate_trends(AS_OF, 48, db_path=str(db_path), dry_run=True)
+    assert (dry.videos_in_window, dry.sounds) == (2, 2)
+    assert dry.sound_table["sound_key"].tolist() == ["new", "big"]  # highest velocity first
+    with connect(db_path) as con:
+        assert snapshot_as_of(con, AS_OF) is None
+    kept = calculate_trends(AS_OF, 48, db_path=str(db_path))
+    same = ["sound_key", "video_count", "velocity_score", "trend_phase"]
+    assert kept.sound_table[same].equals(dry.sound_table[same])
+    assert set(_sounds(db_path)) == {"big", "new"}
+
+
+def test_trend_history_follows_the_top_sounds_back_window_by_window(db_path: Path) -> None:
+    _store(
+        db_path,
+        [_video(1, 2, 600, "new"), _video(2, 50, 9000, "new"), _video(3, 60, 5000, "old")],
+    )
+    with connect(db_path) as con:
+        history = trend_history(con, AS_OF, 48, 3)
+        assert snapshot_as_of(con, AS_OF) is None  # computed, not stored
+    sounds = history[history["kind"] == "sound"]
+    assert sounds["key"].unique().tolist() == ["new"]  # the top of the newest window only
+    assert sounds["as_of"].tolist() == [
+        AS_OF - timedelta(hours=96),
+        AS_OF - timedelta(hours=48),
+        AS_OF,
+    ]
+    assert sounds["velocity_score"].iloc[0] == 0.0  # not used in the oldest window
+    assert (sounds["velocity_score"].iloc[1:] > 0).all()
+    assert history[history["kind"] == "hashtag"]["name"].unique().tolist() == ["#dance"]

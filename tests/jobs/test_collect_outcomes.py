@@ -151,3 +151,11 @@ def test_without_apify_it_links_but_skips_the_scrape(db_path: Path) -> None:
     result = collect_outcomes(db_path=db_path, settings=load_settings())
     assert (result.status, result.reason) == ("skipped", "APIFY_TOKEN not configured")
     assert len(result.due) == 1 and _outcomes(db_path) == []
+
+
+def test_a_dry_run_shows_what_is_due_and_scrapes_nothing(fake: FakeApify, db_path: Path) -> None:
+    analysis = _linked(db_path)
+    fake.finish_runs_with(_answer(_now_minus(60)))
+    result = _collect(fake, db_path, dry_run=True)
+    assert (result.status, result.due) == ("dry-run", [analysis])
+    assert fake.runs == {} and _outcomes(db_path) == []

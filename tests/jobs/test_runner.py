@@ -90,7 +90,7 @@ def test_a_failing_notebook_leaves_a_failed_run_its_notebook_and_the_index(
         assert con.execute("SELECT count(*) FROM job_locks").fetchall() == [(0,)]
     assert row[0] == "failed" and "RuntimeError" in row[1] and row[2] == str(result.notebook)
     index = (reports / "index.html").read_text(encoding="utf-8")
-    assert "probe" in index and "failed" in index and "report</a>" in index
+    assert "failed" in index and f"probe {result.notebook.parent.name}</a>" in index
 
 
 def test_skipped_and_succeeded_runs_are_told_apart(
@@ -174,3 +174,24 @@ def test_schedule_list_and_crontab(db_path: Path) -> None:
         for line in lines
     )
     assert "30 * * * * cd" in lines[-1] and lines[-1].endswith("virtuna jobs run collect-outcomes")
+
+
+@pytest.mark.slow
+def test_a_run_by_the_runner_writes_and_keeps_its_logs_and_figures(
+    small_store: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    store = tmp_path / "store.duckdb"
+    shutil.copy(small_store, store)
+    result = run_job("calculate-trends", {"as_of": "latest"}, db_path=store, reports_dir=tmp_path)
+    assert result.status == "succeeded", result.error
+    with connect(store) as con:
+        assert con.execute("SELECT count(*) FROM trending_sounds").fetchall()[0][0] > 0
+        (parameters,) = con.execute("SELECT parameters FROM job_runs").fetchall()[0]
+    assert json.loads(parameters)["dry_run"] is False  # the runner's default, not the notebook's
+    folder = result.notebook.parent
+    assert (folder / "log.txt").is_file() and list((folder / "figures").glob("*.png"))
+    html = result.html.read_text(encoding="utf-8")
+    assert "This run wrote to the store" in html and "job_status" not in html

@@ -82,3 +82,13 @@ def test_runs_whose_delivery_was_lost_are_caught_up(apify: FakeApify, db_path: P
     ]
     again = ingest_pending_runs(apify.client(), db_path=db_path)
     assert [r.outcome for r in again] == ["not-succeeded"]  # only the new, still-running run
+
+
+def test_a_dry_run_starts_records_and_catches_up_nothing(apify: FakeApify, db_path: Path) -> None:
+    result = scrape_trending(
+        db_path=db_path, settings=_settings(apify), client=apify.client(), dry_run=True
+    )
+    assert result.status == "dry-run" and result.hashtags == list(DEFAULT_HASHTAGS)
+    assert apify.requests_to("/v2/", "POST") == [] and apify.requests_to("/v2/", "GET") == []
+    with connect(db_path) as con:
+        assert con.execute("SELECT count(*) FROM scrape_runs").fetchall() == [(0,)]

@@ -272,3 +272,12 @@ def test_client_is_a_context_manager_and_needs_a_key(whop: FakeWhop) -> None:
     m = whop.add_membership(product_id="prod_pro")
     with whop.client() as client:
         assert client.get_membership(m["license_key"]).id == m["id"]  # license keys work too
+
+
+def test_a_dry_run_reads_whop_and_writes_nothing(whop: FakeWhop, db_path: Path) -> None:
+    m = whop.add_membership(product_id="prod_pro", status="active", renewal_period_end=PERIOD_END)
+    _user(db_path, "u1", tier="free", membership_id=m["id"])
+    result = _sync(whop, db_path, dry_run=True)
+    assert (result.status, result.checked, result.updated, result.dry_run) == ("done", 1, 1, True)
+    row = _row(db_path, "u1")
+    assert (row["tier"], row["user_tier"], row["synced"]) == ("free", "free", None)

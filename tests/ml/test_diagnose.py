@@ -42,3 +42,52 @@ def test_tier_shares_and_correlations_per_source() -> None:
     assert result.imbalance_ratio == pytest.approx(1.0, abs=0.05)
     assert result.correlations.loc["prior_median_log_views", "pooled"] > 0.9
     assert abs(result.correlations.loc["log_followers", "pooled"]) < 0.15
+
+
+def test_the_tier_view_counts_every_stored_video_once(small_store) -> None:
+    from virtuna.ml import diagnose as dx
+    from virtuna.store import connect
+
+    with connect(small_store) as con:
+        view = dx.tier_view(con, "views_quintile")
+    counts = dx.tier_counts(view)
+    total = counts.loc["all sources"]
+    assert total["with a tier"] + total["no tier"] == len(view.rows)
+    assert counts.drop(index="all sources")[dx.TIER_COLUMNS].sum().equals(total[dx.TIER_COLUMNS])
+    shares = dx.tier_shares(counts)
+    assert np.allclose(shares.loc["all sources"].sum(), 1.0)
+    correlations = dx.feature_correlations(view)
+    rho = correlations["rho with tier"].dropna().abs()
+    assert rho.is_monotonic_decreasing and set(correlations.index) == set(FEATURE_NAMES)
+    missing = dx.missing_by_source(view)
+    assert list(missing.columns) == ["all sources", *view.sources]
+
+
+def test_an_empty_tier_makes_the_imbalance_infinite() -> None:
+    from virtuna.ml import diagnose as dx
+
+    counts = pd.DataFrame(
+        [[5, 5, 5, 5, 0], [4, 4, 4, 4, 4]], columns=dx.TIER_COLUMNS, index=["a", "b"]
+    )
+    table = dx.imbalance_table(counts)
+    assert (
+        table.loc["a", "largest / smallest"] == np.inf and table.loc["a", "empty tiers"] == "tier 5"
+    )
+    assert table.loc["b", "largest / smallest"] == 1.0 and table.loc["b", "empty tiers"] == "-"
+
+
+def test_a_videos_own_counts_move_none_of_its_features(small_store, tmp_path) -> None:
+    import shutil
+
+    from virtuna.ml import diagnose as dx
+    from virtuna.store import connect
+
+    store = tmp_path / "store.duckdb"
+    shutil.copy(small_store, store)
+    with connect(store) as con:
+        view = dx.tier_view(con, "views_quintile")
+    check = dx.own_count_check(store, view)
+    assert check.rows_identical and check.store_identical
+    assert check.outcome_columns_read == []
+    assert len(check.rows) == 2 * len(view.sources)
+    assert check.store["videos changed in the store copy"] == len(check.rows)

@@ -46,3 +46,29 @@ def test_an_empty_subset_gives_an_empty_table_and_a_titled_plot() -> None:
     ax = plot_source_accuracy(evaluation, "no_history")
     assert "no no history" in ax.get_title()
     assert len(plot_source_accuracy(evaluation, "history").patches) == 4
+
+
+def test_permutation_importance_is_zero_for_a_feature_that_never_varies(small_store) -> None:
+    from virtuna.ml.evaluate import load_training_set
+    from virtuna.ml.report import feature_importance
+    from virtuna.store import connect
+
+    with connect(small_store) as con:
+        data = load_training_set(con)
+    data.features["weekday"] = 3.0  # shuffling a constant column changes nothing
+    table = feature_importance(data, "views_quintile", "residual_boosting", "creator", repeats=2)
+    assert set(table["feature"]) == set(data.features.columns)
+    assert table["importance"].is_monotonic_decreasing
+    assert table.set_index("feature").loc["weekday", "importance"] == 0
+    assert table["importance"].max() > 0 and table.attrs["held_out"] > 0
+
+
+def test_candidates_put_the_baselines_first() -> None:
+    from virtuna.ml.report import candidates
+
+    assert candidates("views_quintile", ["logistic"]) == [
+        "creator_history",
+        "follower_mapping",
+        "logistic",
+    ]
+    assert candidates("creator_relative", ["momentum", "logistic"]) == ["momentum", "logistic"]

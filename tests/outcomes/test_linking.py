@@ -123,3 +123,14 @@ def test_false_link_rate_counts_unique_matches_to_other_posts(
     assert rates.rates[100] == pytest.approx(2 / 3)
     assert rates.smallest_threshold(max_rate=0.5) is None
     assert rates.smallest_threshold(max_rate=1.0) == 90
+
+
+def test_a_dry_run_of_the_job_shows_the_link_and_keeps_none(db_path: Path, tmp_path: Path) -> None:
+    from virtuna.config import load_settings
+    from virtuna.jobs.collect_outcomes import collect_outcomes
+
+    analysis = _store(db_path, tmp_path, [_item("7300000000000000001", CAPTION, 9)])
+    result = collect_outcomes(db_path=db_path, settings=load_settings(), dry_run=True)
+    assert [(d.analysis_id, d.status) for d in result.links] == [(analysis, "linked")]
+    with connect(db_path) as con:
+        assert run(con, "SELECT posted_video_id FROM analysis_results") == [(None,)]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -439,10 +438,11 @@ def calibration_fits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def models_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The registered tier models, newest first, with their held-out accuracy."""
+    """The registered tier models, newest first, with their held-out accuracy and the reason
+    they were promoted or refused."""
     return con.sql(
         "SELECT id, tier_scheme, trained_at, status, is_active, row_count, "
-        "CAST(metrics->>'$.accuracy' AS DOUBLE) AS accuracy FROM models "
+        "CAST(metrics->>'$.accuracy' AS DOUBLE) AS accuracy, reason FROM models "
         "ORDER BY trained_at DESC"
     ).df()
 
@@ -542,34 +542,6 @@ def _active_fits(fits: pd.DataFrame | None) -> str:
     return "; active maps' held-out ECE after: " + ", ".join(
         f"{r.profile} {r.ece_after:.3f}" for r in active.itertuples()
     )
-
-
-def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> Any:
-    """A frame styled for the report: no index, thousands separators, 3 decimals, minute times."""
-    formats = dict(formats or {})
-    for name, dtype in frame.dtypes.items():
-        if name in formats:
-            continue
-        if pd.api.types.is_bool_dtype(dtype):
-            formats[name] = "{}"
-        elif pd.api.types.is_integer_dtype(dtype):
-            formats[name] = "{:,}"
-        elif pd.api.types.is_float_dtype(dtype):
-            formats[name] = "{:,.3f}"
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
-            formats[name] = "{:%Y-%m-%d %H:%M}"
-    return frame.style.format(formats, na_rep="-").hide(axis="index")
-
-
-def save_figure(fig: Any, name: str, figures_dir: str | Path | None) -> Path | None:
-    """Write the figure as <figures_dir>/<name>.png when a folder is given."""
-    if not figures_dir:
-        return None
-    target = Path(figures_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
 
 
 def window_start(now: datetime, days: int) -> datetime:

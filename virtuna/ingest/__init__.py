@@ -19,7 +19,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -237,3 +239,22 @@ def ingest_file(
         log.warning("rows rejected", file=ref, rejected=report.rejected, table="ingest_rejects")
     log.info("ingested", **report.as_dict())
     return report
+
+
+_VOLUME_SQL = """
+WITH new AS (
+    SELECT CAST(ingested_at AS DATE) AS day, source, count(*) AS videos FROM scraped_videos
+    WHERE ingested_at >= $since GROUP BY ALL),
+rejected AS (
+    SELECT CAST(rejected_at AS DATE) AS day, source, count(*) AS rejected FROM ingest_rejects
+    WHERE rejected_at >= $since GROUP BY ALL)
+SELECT day, source, coalesce(videos, 0) AS videos, coalesce(rejected, 0) AS rejected
+FROM new FULL JOIN rejected USING (day, source)
+ORDER BY day, source
+"""
+
+
+def ingest_volume(con: duckdb.DuckDBPyConnection, since: datetime | None = None) -> Any:
+    """Per UTC day and source since `since` (all days when None): the videos the store saw for
+    the first time and the rows it rejected, as a DataFrame (day, source, videos, rejected)."""
+    return con.execute(_VOLUME_SQL, {"since": since or datetime.min}).df()

@@ -214,3 +214,14 @@ def ingest_pending_runs(
         except Exception as exc:  # one bad run must not stop the others
             log.warning("pending run not ingested", run_id=run_id, error=str(exc))
     return results
+
+
+def recent_runs(con: Any, limit: int = 20) -> Any:
+    """The newest `limit` runs of the ledger (trending, profile and outcome runs) as a
+    DataFrame: run_id, kind, state, target (handle or hashtags), counts, error and times."""
+    return con.execute(
+        "SELECT run_id, kind, state, coalesce(handle, array_to_string(hashtags, ', ')) AS target, "
+        "item_count, inserted, updated, rejected, suspect, error, started_at, finished_at, "
+        "ingested_at FROM scrape_runs ORDER BY started_at DESC LIMIT ?",
+        [limit],
+    ).df()

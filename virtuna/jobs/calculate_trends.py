@@ -13,18 +13,20 @@ A sound is keyed by its id; when a source has no sound ids (the 2025 CSV), by it
 title, except creators' own "original sound" audio, which shares one label across thousands of
 different sounds and so cannot be identified without an id. Each run writes one snapshot per
 (as_of, window_hours), replacing an earlier run for the same pair, so "the trends as of t" stays
-a query (`virtuna.store.trends`).
+a query (`virtuna.store.trends`); a dry run computes the snapshot and stores nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import duckdb
+import pandas as pd
 
+from virtuna.jobs import writes
 from virtuna.log import get_logger, stage
-from virtuna.store import connect, mark_changed, one, run, transaction, utcnow
+from virtuna.store import connect, mark_changed, one, run, utcnow
 
 log = get_logger(__name__)
 
@@ -92,13 +94,22 @@ FROM scored, total
 
 @dataclass(frozen=True)
 class TrendRun:
-    """What one calculate-trends run wrote."""
+    """What one calculate-trends run computed (and stored, unless it was a dry run)."""
 
     as_of: datetime
     window_hours: int
     videos_in_window: int
     sounds: int
     hashtags: int
+    # The snapshot's rows, highest velocity first.
+    sound_table: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
+    hashtag_table: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
+
+
+def newest_post(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the newest stored video was posted (None for an empty store)."""
+    (newest,) = one(con, "SELECT max(posted_at) FROM scraped_videos")
+    return newest  # type: ignore[return-value]
 
 
 def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: datetime | str | None) -> datetime:
@@ -108,11 +119,11 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: datetime | str | None) 
     if isinstance(as_of, datetime):
         return as_of.replace(tzinfo=None) if as_of.tzinfo is None else _to_naive_utc(as_of)
     if as_of == "latest":
-        (newest,) = one(con, "SELECT max(posted_at) FROM scraped_videos")
+        newest = newest_post(con)
         if newest is None:
             raise ValueError("as_of='latest' needs scraped videos in the store; ingest some first")
         # Just after the newest post, so that post falls inside the window.
-        return newest + timedelta(seconds=1)  # type: ignore[operator]
+        return newest + timedelta(seconds=1)
     return _to_naive_utc(datetime.fromisoformat(as_of))
 
 
@@ -123,9 +134,10 @@ def _to_naive_utc(moment: datetime) -> datetime:
 
 
 def write_trend_snapshot(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, window_hours: int
+    con: duckdb.DuckDBPyConnection, as_of: datetime, window_hours: int, *, dry_run: bool = False
 ) -> TrendRun:
-    """Compute and store the sound and hashtag snapshot for (as_of, window_hours)."""
+    """Compute and store the sound and hashtag snapshot for (as_of, window_hours); a dry run
+    computes it and stores nothing."""
     if window_hours <= 0:
         raise ValueError(f"window_hours must be positive, got {window_hours}")
     start = as_of - timedelta(hours=window_hours)
@@ -136,29 +148,66 @@ def write_trend_snapshot(
         "window_hours": window_hours,
         "now": utcnow(),
     }
-    window_params = {"as_of": as_of, "start": start}
-    with transaction(con):
+    snapshot = {"as_of": as_of, "w": window_hours}
+    with writes(con, dry_run=dry_run):
         for table in ("trending_sounds", "trending_hashtags"):
-            run(
-                con,
-                f"DELETE FROM {table} WHERE as_of = $as_of AND window_hours = $window_hours",
-                {"as_of": as_of, "window_hours": window_hours},
-            )
+            run(con, f"DELETE FROM {table} WHERE as_of = $as_of AND window_hours = $w", snapshot)
         run(con, SOUNDS_SQL, params)
         run(con, HASHTAGS_SQL, params)
-    mark_changed(con)
-    (videos,) = one(con, f"SELECT count(*) FROM scraped_videos WHERE {_WINDOW}", window_params)
-    (sounds,) = one(
-        con,
-        "SELECT count(*) FROM trending_sounds WHERE as_of = $as_of AND window_hours = $w",
-        {"as_of": as_of, "w": window_hours},
-    )
-    (hashtags,) = one(
-        con,
-        "SELECT count(*) FROM trending_hashtags WHERE as_of = $as_of AND window_hours = $w",
-        {"as_of": as_of, "w": window_hours},
-    )
-    return TrendRun(as_of, window_hours, int(videos), int(sounds), int(hashtags))  # type: ignore[arg-type]
+        (videos,) = one(
+            con,
+            f"SELECT count(*) FROM scraped_videos WHERE {_WINDOW}",
+            {"as_of": as_of, "start": start},
+        )
+        sounds = con.execute(
+            "SELECT * FROM trending_sounds WHERE as_of = $as_of AND window_hours = $w "
+            "ORDER BY velocity_score DESC, sound_key",
+            snapshot,
+        ).df()
+        hashtags = con.execute(
+            "SELECT * FROM trending_hashtags WHERE as_of = $as_of AND window_hours = $w "
+            "ORDER BY velocity_score DESC, hashtag",
+            snapshot,
+        ).df()
+    if not dry_run:
+        mark_changed(con)
+    count = int(videos)  # type: ignore[call-overload]
+    return TrendRun(as_of, window_hours, count, len(sounds), len(hashtags), sounds, hashtags)
+
+
+HISTORY_COLUMNS = ["kind", "key", "name", "as_of", "velocity_score"]
+_KINDS = (  # kind, the TrendRun table, its key and its name columns
+    ("sound", "sound_table", "sound_key", "sound_name"),
+    ("hashtag", "hashtag_table", "hashtag", "hashtag"),
+)
+
+
+def trend_history(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, window_hours: int, windows: int, top: int = 6
+) -> pd.DataFrame:
+    """The velocity of the `top` sounds and hashtags of the window ending at as_of in each of
+    the `windows` consecutive windows ending there (oldest first; 0 where one was not used),
+    computed as the job computes a snapshot and not stored: kind, key, name, as_of (the
+    window's end), velocity_score."""
+    ends = [as_of - timedelta(hours=window_hours * step) for step in reversed(range(windows))]
+    snaps = [write_trend_snapshot(con, end, window_hours, dry_run=True) for end in ends]
+    rows = []
+    for kind, table, key, name in _KINDS:
+        leaders = getattr(snaps[-1], table).head(top)
+        names = dict(zip(leaders[key], leaders[name], strict=True))
+        for end, snap in zip(ends, snaps, strict=True):
+            velocity = getattr(snap, table).set_index(key)["velocity_score"]
+            for leader, shown in names.items():
+                rows.append(
+                    {
+                        "kind": kind,
+                        "key": leader,
+                        "name": shown if kind == "sound" else f"#{shown}",
+                        "as_of": end,
+                        "velocity_score": float(velocity.get(leader, 0.0)),
+                    }
+                )
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
 def calculate_trends(
@@ -166,11 +215,13 @@ def calculate_trends(
     window_hours: int = 48,
     *,
     db_path: str | None = None,
+    dry_run: bool = False,
 ) -> TrendRun:
-    """The calculate-trends job: one trend snapshot as of `as_of` (default now)."""
+    """The calculate-trends job: one trend snapshot as of `as_of` (default now), stored unless
+    this is a dry run."""
     with stage("calculate-trends", window_hours=window_hours) as current, connect(db_path) as con:
         moment = resolve_as_of(con, as_of)
-        result = write_trend_snapshot(con, moment, window_hours)
+        result = write_trend_snapshot(con, moment, window_hours, dry_run=dry_run)
         current.fields.update(
             as_of=moment.isoformat(), videos=result.videos_in_window, sounds=result.sounds
         )

@@ -9,7 +9,8 @@ log-loss, before and after). A profile's map is activated only when it lowers he
 rests on at least MIN_ACTIVATION outcomes, and the outcomes are not nearly all of one kind (then
 a fit only learns the base rate). A profile the audit cannot calibrate keeps no active map, so
 its scores are served uncalibrated and say so. Analyses stored before profiles existed count in
-the served ECE but are fitted for no profile.
+the served ECE but are fitted for no profile. A dry run fits and judges every map, and stores,
+activates and alerts nothing.
 """
 
 from __future__ import annotations
@@ -128,10 +129,11 @@ class AuditResult:
     ece_interval: tuple[float, float] | None = None
     drift: bool = False
     profiles: list[ProfileAudit] = field(default_factory=list)
+    dry_run: bool = False
 
     @property
     def activated(self) -> list[str]:
-        """The profiles whose new map is now served."""
+        """The profiles whose new map is now served (would be, on a dry run)."""
         return [p.profile for p in self.profiles if p.activated]
 
     def table(self) -> pd.DataFrame:
@@ -146,19 +148,20 @@ def calibration_audit(
     db_path: Path | str | None = None,
     seed: int = 0,
     resamples: int = 1000,
+    dry_run: bool = False,
 ) -> AuditResult:
-    """The calibration-audit job."""
+    """The calibration-audit job (a dry run stores no fit and activates no map)."""
     window = outcome_window(as_of, window_days, db_path)
     if window is None:
         reason = "no outcomes in the store yet (run a backtest or report outcomes)"
         log.warning("calibration-audit skipped", reason=reason)
-        return AuditResult("skipped", reason=reason, window_days=window_days)
+        return AuditResult("skipped", reason=reason, window_days=window_days, dry_run=dry_run)
     with stage("calibration-audit", window_days=window_days) as current:
         with connect(db_path) as con:
             frame = outcome_frame(con, since=window.start, until=window.end)
         frame = frame.dropna(subset=["resonated"])
         result = AuditResult(
-            "completed", window=window, window_days=window_days, samples=len(frame)
+            "completed", window=window, window_days=window_days, samples=len(frame), dry_run=dry_run
         )
         if len(frame) < MIN_OUTCOMES:
             result.status = "skipped"
@@ -174,14 +177,15 @@ def calibration_audit(
         if result.drift:
             message = f"calibration drift: ECE {result.ece:.3f} > {DRIFT_THRESHOLD}"
             log.warning("calibration drift", ece=round(result.ece, 4), threshold=DRIFT_THRESHOLD)
-            sentry_sdk.capture_message(message, level="warning")
+            if not dry_run:  # an alert for the scheduled audit, not for a look by hand
+                sentry_sdk.capture_message(message, level="warning")
         for profile, group in sorted(
             frame.groupby("signal_profile"), key=lambda item: -len(item[1])
         ):
             if profile == UNPROFILED:
                 continue
             audited = _audit_profile(str(profile), group, seed=seed, resamples=resamples)
-            if audited.platt is not None:
+            if audited.platt is not None and not dry_run:
                 with connect(db_path) as con:
                     audited.version = store_platt(
                         con,

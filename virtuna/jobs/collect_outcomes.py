@@ -13,22 +13,26 @@ analysis_id's OutcomeConflictError and counts it as already recorded. A video th
 does not return, or that turns out to be under 48 hours old, is reported and left for the
 next run. An Apify failure (an error after retries, a run that fails or does not finish in
 time) is a warning and stores no outcome. Without APIFY_TOKEN the job links but skips the
-scrape.
+scrape. A dry run shows the links it would make and the analyses that would be due, and links,
+scrapes and records nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from virtuna.config import Settings, get_settings
 from virtuna.ingest.apify import ApifyClient, ApifyRun, client_from_settings
 from virtuna.ingest.apify_runs import RunIngest, ingest_pending_runs, ingest_run, record_apify_run
+from virtuna.jobs import writes
 from virtuna.log import get_logger, stage
 from virtuna.outcomes.linking import MatchDecision, auto_link, id_posted_at
 from virtuna.service.outcomes import derive_outcome
@@ -40,6 +44,7 @@ log = get_logger(__name__)
 MIN_AGE = timedelta(hours=48)
 SKIP_REASON = "APIFY_TOKEN not configured"
 RUN_KIND = "outcome"
+DRY_RUN_REASON = "dry run: nothing linked, scraped or recorded"
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Due:
 class CollectResult:
     """What the job did: the links it made, and what happened to each due analysis."""
 
-    status: str  # done, degraded, skipped
+    status: str  # done, degraded, skipped, dry-run
     reason: str | None = None
     links: list[MatchDecision] = field(default_factory=list)
     due: list[str] = field(default_factory=list)  # analyses scraped for
@@ -99,6 +104,7 @@ def collect_outcomes(
     client: ApifyClient | None = None,
     now: datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    dry_run: bool = False,
 ) -> CollectResult:
     """The collect-outcomes job."""
     if max_videos < 1:
@@ -106,7 +112,9 @@ def collect_outcomes(
     settings = settings or get_settings()
     with stage("collect-outcomes") as current:
         now = now or utcnow()
-        with connect(db_path) as con:
+        # A dry run links inside a transaction it rolls back; a real run links each analysis on
+        # its own, as its user may link one meanwhile.
+        with connect(db_path) as con, writes(con, dry_run=True) if dry_run else nullcontext():
             links = auto_link(con, now=now).decisions
             pending = linked_pending(con)
         result = CollectResult("done", links=links)
@@ -124,6 +132,10 @@ def collect_outcomes(
         if client is None:
             log.warning("collect-outcomes skipped", reason=SKIP_REASON, due=len(due))
             result.status, result.reason = "skipped", SKIP_REASON
+            return result
+        if dry_run:
+            client.close()
+            result.status, result.reason = "dry-run", DRY_RUN_REASON
             return result
         with client:
             result.caught_up = ingest_pending_runs(client, db_path=db_path)
@@ -248,3 +260,13 @@ def _record(
 
 def _missing(result: CollectResult, item: Due, why: str) -> None:
     result.missing.append((item.analysis_id, why))
+
+
+def recent_scraped_outcomes(con: duckdb.DuckDBPyConnection, limit: int = 20) -> Any:
+    """The newest `limit` outcomes collected by scraping, as a DataFrame."""
+    return con.execute(
+        "SELECT analysis_id, actual_views, actual_likes, actual_shares, actual_comments, "
+        "predicted_score, platform_post_url, scraped_at, video_age_hours, reported_at "
+        "FROM outcomes WHERE source = 'scraped' ORDER BY reported_at DESC LIMIT ?",
+        [limit],
+    ).df()

@@ -15,7 +15,8 @@ The gate, in order:
    model of the same scheme on the same stratified held-out rows (the active model may have
    trained on them, which favours it: a conservative comparison), and only if the data or the
    set-up changed (the data hash covers the features, the scheme, the kind and the split).
-A refused model stays registered with the reason; the serving model is never deleted.
+A refused model stays registered with the reason; the serving model is never deleted. A dry
+run evaluates, fits and decides, and registers nothing (the decision is what would happen).
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ MIN_ROWS = 500
 class RetrainResult:
     """What the job decided, and on what evidence."""
 
-    status: str  # promoted, refused, skipped
+    status: str  # promoted, refused, skipped (what would happen, on a dry run)
     reason: str
-    model_id: str | None = None
+    model_id: str | None = None  # None on a dry run: nothing was registered
     rows: int = 0
     served_kind: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +72,7 @@ class RetrainResult:
     evaluation: Evaluation | None = None
     stratified: Evaluation | None = None
     verdict: Verdict | None = None
+    dry_run: bool = False
 
 
 def retrain_ml(
@@ -83,8 +85,9 @@ def retrain_ml(
     min_rows: int = MIN_ROWS,
     gate: float = GATE_ACCURACY,
     progress: Callable[[str], None] | None = None,
+    dry_run: bool = False,
 ) -> RetrainResult:
-    """The retrain-ml job."""
+    """The retrain-ml job (a dry run registers, promotes and refuses nothing)."""
     from virtuna.config import get_settings
 
     db = db_path if db_path is not None else get_settings().virtuna_db_path
@@ -96,7 +99,7 @@ def retrain_ml(
         if usable < min_rows:
             reason = f"only {usable} usable videos; at least {min_rows} needed"
             log.warning("retrain-ml skipped", reason=reason)
-            return RetrainResult("skipped", reason, rows=usable)
+            return RetrainResult("skipped", reason, rows=usable, dry_run=dry_run)
         baseline = baseline_kind(scheme)
         kinds: list[EstimatorKind] = [baseline]
         if kind not in kinds:
@@ -151,28 +154,6 @@ def retrain_ml(
                     active_accuracy = float(np.mean(predicted == truth))
                 except Exception as exc:  # an unusable active model is no bar to a new one
                     log.warning("active model not comparable", model_id=active_id, error=str(exc))
-            model_id = save_model(
-                con,
-                db,
-                model=model,
-                metrics=metrics,
-                evaluation=evaluation.records() + stratified.records(),
-                training={
-                    "rows": usable,
-                    "kind": served,
-                    "candidate": kind,
-                    "split": split_description(split),
-                    "collections": sorted(set(data.collections.tolist())),
-                    "young_excluded": data.young_excluded,
-                    "window": [
-                        str(data.rows["posted_at"].min()),
-                        str(data.rows["posted_at"].max()),
-                    ],
-                    "data_hash": digest,
-                    # The held-out rows: backtests replay only these, never rows it trained on.
-                    "test_row_ids": data.rows["row_id"].iloc[test_rows].tolist(),
-                },
-            )
             accuracy = metrics["stratified_accuracy"]
             if active_hash is not None and active_hash == digest:
                 status = "refused"
@@ -186,10 +167,31 @@ def retrain_ml(
             else:
                 status = "promoted"
                 reason = f"{served} served; " + "; ".join(notes) if notes else f"{served} served"
-            if status == "refused":
-                refuse(con, model_id, reason)
-            else:
-                promote(con, model_id, reason)
+            model_id = None
+            if not dry_run:
+                model_id = save_model(
+                    con,
+                    db,
+                    model=model,
+                    metrics=metrics,
+                    evaluation=evaluation.records() + stratified.records(),
+                    training={
+                        "rows": usable,
+                        "kind": served,
+                        "candidate": kind,
+                        "split": split_description(split),
+                        "collections": sorted(set(data.collections.tolist())),
+                        "young_excluded": data.young_excluded,
+                        "window": [
+                            str(data.rows["posted_at"].min()),
+                            str(data.rows["posted_at"].max()),
+                        ],
+                        "data_hash": digest,
+                        # The held-out rows: backtests replay only these, never its training rows.
+                        "test_row_ids": data.rows["row_id"].iloc[test_rows].tolist(),
+                    },
+                )
+                (refuse if status == "refused" else promote)(con, model_id, reason)
         current.fields.update(status=status, served=served, rows=usable)
     log.info("retrain-ml", status=status, reason=reason, model_id=model_id)
     return RetrainResult(
@@ -203,6 +205,7 @@ def retrain_ml(
         evaluation,
         stratified,
         verdict,
+        dry_run,
     )
 
 

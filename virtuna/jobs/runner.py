@@ -15,12 +15,14 @@ timeout that `execute_notebook` enforces, so it cannot expire under a live run. 
 dies with its runner.
 
 A notebook tells the runner it skipped (e.g. no API key) by calling `report_job_status` in its
-last cell; the runner passes the place to write it in VIRTUNA_JOB_STATUS_FILE.
+last cell, which writes status.json in the run folder (the kernel knows it: VIRTUNA_RUN_DIR).
+
+A job notebook opened by hand is a dry run (`dry_run=True` by default: it computes and shows,
+and writes nothing); the runner passes `dry_run=False` unless told otherwise.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import socket
@@ -38,16 +40,19 @@ from virtuna.config import get_settings
 from virtuna.constants import REPORTS_DIR
 from virtuna.jobs.schedule import Job, Schedule, load_schedule
 from virtuna.log import get_logger, stage
-from virtuna.notebooks import execute_notebook
+from virtuna.notebooks import execute_notebook, notebook_parameters
+from virtuna.reports import run_dir
+from virtuna.reports.index import STATUS_FILE, index_row, render_index
 from virtuna.store import connect, run, transaction, utcnow
 
 log = get_logger(__name__)
 
-STATUS_ENV = "VIRTUNA_JOB_STATUS_FILE"
 STATUSES = ("succeeded", "skipped", "failed")
 # After the whole-run timeout the runner still stops the kernel, renders the HTML and waits for
 # the store to record the end; the lock lasts that much longer (plus the store's lock timeout).
 RECORD_GRACE_S = 120
+INDEX_HISTORY = 300  # runs listed in the index's history (all are in job_runs)
+DRY_RUN = "dry_run"  # the parameter of a job notebook that writes to the store
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,11 @@ def report_job_status(status: str, summary: str = "") -> None:
     """From a job notebook: tell the runner how the job ended (a no-op when run by hand)."""
     if status not in STATUSES:
         raise ValueError(f"job status must be one of {STATUSES}, got {status!r}")
-    target = os.environ.get(STATUS_ENV)
-    if target:
-        Path(target).write_text(json.dumps({"status": status, "summary": summary}), "utf-8")
+    folder = run_dir()
+    if folder is not None:
+        (folder / STATUS_FILE).write_text(
+            json.dumps({"status": status, "summary": summary}), "utf-8"
+        )
 
 
 def _gone(lock: tuple[Any, ...], now: datetime) -> str | None:
@@ -218,6 +225,8 @@ def run_job(
     job = (schedule or load_schedule()).get(name)
     db = Path(db_path if db_path is not None else get_settings().virtuna_db_path).resolve()
     values = {**job.checked_parameters(parameters), "db_path": str(db)}
+    if DRY_RUN in notebook_parameters(job.notebook):
+        values = {DRY_RUN: False, **values}  # a scheduled run writes, unless told not to
     run_id = uuid.uuid4().hex[:12]
     started = utcnow()
     folder = reports_dir / job.name / f"{started:%Y%m%dT%H%M%SZ}-{run_id[:4]}"
@@ -242,10 +251,8 @@ def run_job(
             "VALUES (?, ?, 'running', ?, ?, ?, ?)",
             [run_id, job.name, json.dumps(values, default=str), started, owner.pid, owner.host],
         )
-    status_file = folder / "status.json"
+    status_file = folder / STATUS_FILE
     folder.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get(STATUS_ENV)
-    os.environ[STATUS_ENV] = str(status_file)
     error: str | None = "the runner was interrupted"  # unless the run gets further
     notebook: Path | None = None
     html_path: Path | None = None
@@ -257,10 +264,6 @@ def run_job(
     except Exception as exc:  # the kernel died, the notebook is missing...: a failed run
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        if previous is None:
-            os.environ.pop(STATUS_ENV, None)
-        else:
-            os.environ[STATUS_ENV] = previous
         reported = json.loads(status_file.read_text("utf-8")) if status_file.is_file() else {}
         status = "failed" if error else reported.get("status", "succeeded")
         summary = reported.get("summary")
@@ -315,41 +318,28 @@ def due_jobs(schedule: Schedule, con: duckdb.DuckDBPyConnection, now: datetime) 
 
 
 def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path) -> Path:
-    """reports/index.html: every run, newest first, with a link to its HTML report."""
-    rows = run(
-        con,
-        "SELECT job, started_at, status, duration_ms, output_html, error FROM job_runs "
-        "ORDER BY started_at DESC",
+    """reports/index.html: each job's latest run, then the newest INDEX_HISTORY runs."""
+    columns = (
+        "job, id, started_at, status, duration_ms, parameters, output_notebook, output_html, error"
     )
-    body = []
-    for job, started, status, duration, output, error in rows:
-        link = ""
-        if output:
-            target = Path(str(output))
-            relative = os.path.relpath(target, reports_dir) if target.is_absolute() else target
-            link = f'<a href="{html.escape(str(relative))}">report</a>'
-        seconds = f"{float(duration) / 1000:.1f} s" if duration is not None else ""  # type: ignore[arg-type]
-        body.append(
-            f'<tr class="{html.escape(str(status))}"><td>{html.escape(str(job))}</td>'
-            f"<td>{started:%Y-%m-%d %H:%M:%S}</td><td>{html.escape(str(status))}</td>"
-            f"<td>{seconds}</td><td>{link}</td>"
-            f"<td>{html.escape(str(error or ''))[:300]}</td></tr>"
-        )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Virtuna reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
-table {{ border-collapse: collapse; }}
-td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
-tr.failed td, tr.abandoned td {{ background: #fde8e8; }} tr.skipped td {{ color: #777; }}
-</style></head><body>
-<h1>Virtuna reports</h1>
-<p>Every job run, newest first (times in UTC). Generated {utcnow():%Y-%m-%d %H:%M:%S}.</p>
-<table><thead><tr><th>job</th><th>started</th><th>status</th><th>duration</th><th>report</th>
-<th>error</th></tr></thead><tbody>
-{chr(10).join(body)}
-</tbody></table></body></html>
-"""
+    names = [c.strip() for c in columns.split(",")]
+    latest = run(
+        con,
+        f"SELECT {columns} FROM job_runs "
+        "QUALIFY row_number() OVER (PARTITION BY job ORDER BY started_at DESC, id) = 1",
+    )
+    history = run(
+        con, f"SELECT {columns} FROM job_runs ORDER BY started_at DESC, id LIMIT ?", [INDEX_HISTORY]
+    )
+    ((total,),) = run(con, "SELECT count(*) FROM job_runs")
+    store = run(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+    page = render_index(
+        [index_row(dict(zip(names, r, strict=True)), reports_dir) for r in latest],
+        [index_row(dict(zip(names, r, strict=True)), reports_dir) for r in history],
+        store=str(store[0][0]) if store and store[0][0] else "memory",
+        generated=utcnow(),
+        older=int(total) - len(history),  # type: ignore[call-overload]
+    )
     reports_dir.mkdir(parents=True, exist_ok=True)
     index = reports_dir / "index.html"
     index.write_text(page, encoding="utf-8")

@@ -2,14 +2,17 @@
 
 Hashtags come from SCRAPER_HASHTAGS (trimmed, lowercased, '#' stripped, de-duplicated) or the
 original's 14 defaults. Before starting, runs whose items never arrived (a lost delivery, a
-crashed ingest) are picked up again. Without APIFY_TOKEN the job is skipped, not failed.
+crashed ingest) are picked up again. Without APIFY_TOKEN the job is skipped, not failed; a
+dry run says what it would scrape and starts, records and ingests nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+
+import duckdb
 
 from virtuna.config import Settings, get_settings
 from virtuna.ingest.apify import ApifyClient, client_from_settings
@@ -41,13 +44,14 @@ DEFAULT_HASHTAGS = (
     "motivation",
 )
 STALE_AFTER = timedelta(hours=24)
+DRY_RUN_REASON = "dry run: no Apify run started and no earlier run ingested"
 
 
 @dataclass
 class ScrapeStart:
     """What the job did: skipped (with why) or the run it started, and runs it caught up."""
 
-    status: str  # started, skipped
+    status: str  # started, skipped, dry-run
     reason: str | None = None
     run_id: str | None = None
     hashtags: list[str] = field(default_factory=list)
@@ -60,11 +64,20 @@ def scrape_hashtags(settings: Settings) -> list[str]:
     return settings.hashtag_list() or list(DEFAULT_HASHTAGS)
 
 
+def store_freshness(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, int]:
+    """When the newest video arrived (scrape time, else ingest time; None if none) and how many
+    videos the store holds."""
+    newest, videos = one(
+        con, "SELECT max(coalesce(scraped_at, ingested_at)), count(*) FROM scraped_videos"
+    )
+    return newest, int(videos)  # type: ignore[return-value, call-overload]
+
+
 def newest_video_age(db_path: Path | str | None = None) -> timedelta | None:
     """How long ago the newest video arrived (scrape time, else ingest time); None if none."""
     with connect(db_path) as con:
-        (newest,) = one(con, "SELECT max(coalesce(scraped_at, ingested_at)) FROM scraped_videos")
-    return None if newest is None else utcnow() - newest  # type: ignore[operator]
+        newest, _ = store_freshness(con)
+    return None if newest is None else utcnow() - newest
 
 
 def scrape_trending(
@@ -73,6 +86,7 @@ def scrape_trending(
     db_path: Path | str | None = None,
     settings: Settings | None = None,
     client: ApifyClient | None = None,
+    dry_run: bool = False,
 ) -> ScrapeStart:
     """The scrape-trending job."""
     settings = settings or get_settings()
@@ -89,9 +103,12 @@ def scrape_trending(
         if client is None:
             log.warning("scrape-trending skipped", reason="APIFY_TOKEN not configured")
             return ScrapeStart("skipped", reason="APIFY_TOKEN not configured", stale=stale)
+        hashtags = scrape_hashtags(settings)
+        if dry_run:
+            client.close()
+            return ScrapeStart("dry-run", reason=DRY_RUN_REASON, hashtags=hashtags, stale=stale)
         with client:
             caught_up = ingest_pending_runs(client, db_path=db_path)
-            hashtags = scrape_hashtags(settings)
             secret = settings.apify_webhook_secret
             run = client.start_run(
                 settings.apify_actor_id,

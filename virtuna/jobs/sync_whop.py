@@ -14,7 +14,8 @@ For each `user_subscriptions` row with a `whop_membership_id` the job retrieves 
 
 Memberships are fetched before the store is opened, so no store lock is held across network
 calls. One user's failure (404, 500 after retries, a bad answer) lands in `errors` and the
-others carry on; the job never raises for it. Without WHOP_API_KEY the job is skipped.
+others carry on; the job never raises for it. Without WHOP_API_KEY the job is skipped. A dry
+run fetches the memberships (read-only) and counts what it would update, and writes nothing.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from virtuna.config import Settings, get_settings
 from virtuna.log import get_logger, stage
 from virtuna.memberships.whop import WhopClient, WhopMembership, client_from_settings
 from virtuna.store import connect, run, transaction, utcnow
 
-__all__ = ["TIERS", "SyncResult", "subscription_status", "sync_whop"]
+__all__ = ["TIERS", "SyncResult", "subscription_status", "subscription_table", "sync_whop"]
 
 log = get_logger(__name__)
 
@@ -56,8 +58,9 @@ class SyncResult:
     status: str  # done, skipped
     reason: str | None = None
     checked: int = 0  # subscriptions with a membership id
-    updated: int = 0  # subscriptions refreshed from Whop
+    updated: int = 0  # subscriptions refreshed from Whop (that would be, on a dry run)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (user_id, message)
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ def sync_whop(
     settings: Settings | None = None,
     client: WhopClient | None = None,
     tiers_by_product: Mapping[str, str] | None = None,
+    dry_run: bool = False,
 ) -> SyncResult:
     """The sync-whop job; tiers_by_product (default: from the settings) maps products to tiers."""
     settings = settings or get_settings()
@@ -177,7 +181,7 @@ def sync_whop(
             current.fields.update(skipped=SKIP_REASON)
             return SyncResult("skipped", reason=SKIP_REASON)
         subs = _subscriptions(db_path)
-        result = SyncResult("done", checked=len(subs))
+        result = SyncResult("done", checked=len(subs), dry_run=dry_run)
         fetched: list[tuple[_Subscription, WhopMembership]] = []
         with client:
             for sub in subs:
@@ -190,7 +194,9 @@ def sync_whop(
             for sub, membership in fetched:
                 try:
                     tier = _tier_for(sub, membership, tiers)
-                    _write(con, sub, membership, tier, subscription_status(membership), synced_at)
+                    if not dry_run:
+                        status = subscription_status(membership)
+                        _write(con, sub, membership, tier, status, synced_at)
                 except Exception as exc:
                     _record_error(result, sub, exc)
                 else:
@@ -217,3 +223,12 @@ def _record_error(result: SyncResult, sub: _Subscription, exc: Exception) -> Non
         membership_id=sub.membership_id,
         error=message,
     )
+
+
+def subscription_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every subscription with its user's tier, in user order."""
+    return con.sql(
+        "SELECT s.user_id, s.tier, u.tier AS user_tier, s.status, s.whop_membership_id, "
+        "s.whop_product_id, s.cancel_at_period_end, s.current_period_end, s.last_synced_at "
+        "FROM user_subscriptions s LEFT JOIN users u ON u.id = s.user_id ORDER BY s.user_id"
+    ).df()

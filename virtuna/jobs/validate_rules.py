@@ -13,6 +13,7 @@ of outcomes behind the stored accuracy (this run's window), so re-running does n
 rule with at least 10 samples: accuracy, smoothed with the stored accuracy by an EMA (alpha
 0.3), and `rule_weight`: 1.0 at chance (and within the neutral band around it), otherwise
 clamp(1 + 2 x (accuracy - 0.5), 0.5, 2.0), so a rule's weight and its verdict always agree.
+A dry run reports the new weights and leaves rule_library as it was.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from virtuna.jobs import writes
 from virtuna.jobs.calibration_audit import OutcomeWindow, outcome_window
 from virtuna.log import get_logger, stage
-from virtuna.store import connect, mark_changed, run, transaction, utcnow
+from virtuna.store import connect, mark_changed, run, utcnow
 from virtuna.store.outcomes import RESONATED_SQL
 
 log = get_logger(__name__)
@@ -73,10 +75,11 @@ class RuleValidation:
     as_of: datetime | None
     outcomes: int
     report: pd.DataFrame  # rule, samples, accuracy, ema accuracy, old weight, new weight, verdict
-    updated: int
+    updated: int  # rules given a new weight (written unless dry_run)
     status: str = "completed"  # completed, skipped
     reason: str | None = None
     window: OutcomeWindow | None = None
+    dry_run: bool = False
 
 
 def validate_rules(
@@ -86,13 +89,14 @@ def validate_rules(
     db_path: Path | str | None = None,
     alpha: float = ALPHA,
     min_samples: int = MIN_SAMPLES,
+    dry_run: bool = False,
 ) -> RuleValidation:
-    """The validate-rules job."""
+    """The validate-rules job (a dry run writes no weight)."""
     window = outcome_window(as_of, window_days, db_path)
     if window is None:
         reason = "no outcomes in the store yet (run a backtest or report outcomes)"
         log.warning("validate-rules skipped", reason=reason)
-        return RuleValidation(None, 0, pd.DataFrame(), 0, "skipped", reason)
+        return RuleValidation(None, 0, pd.DataFrame(), 0, "skipped", reason, dry_run=dry_run)
     with stage("validate-rules", window_days=window_days) as current, connect(db_path) as con:
         rows = run(
             con,
@@ -127,7 +131,7 @@ def validate_rules(
         }
         report = []
         updated = 0
-        with transaction(con):
+        with writes(con, dry_run=dry_run):
             for rule_id, hits in sorted(tally.items()):
                 if rule_id not in library:
                     continue
@@ -181,9 +185,9 @@ def validate_rules(
                         "verdict": _verdict(smoothed),
                     }
                 )
-        if updated:
+        if updated and not dry_run:
             mark_changed(con)
         current.fields.update(outcomes=len(rows), rules_updated=updated)
     frame = pd.DataFrame(report)
     log.info("validate-rules", outcomes=len(rows), rules_updated=updated)
-    return RuleValidation(window.end, len(rows), frame, updated, window=window)
+    return RuleValidation(window.end, len(rows), frame, updated, window=window, dry_run=dry_run)

@@ -11,6 +11,7 @@ import sentry_sdk
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -112,7 +113,8 @@ def create_app(
 ) -> FastAPI:
     """A configured app; tests pass their own store, Apify client, engine and job runner."""
     settings = settings or get_settings()
-    app = FastAPI(title="Virtuna", version=__version__, lifespan=lifespan)
+    # /docs and /redoc serve Swagger UI and ReDoc from the package, not from a CDN.
+    app = FastAPIOffline(title="Virtuna", version=__version__, lifespan=lifespan)
     # Added before the request-id middleware, so it runs inside it (413s carry the id too).
     app.add_middleware(BodyLimit, max_bytes=settings.service_max_body_bytes)
     app.state.engine = engine  # created on first analysis when None
