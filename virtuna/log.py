@@ -305,6 +305,7 @@ def configure_logging(settings: Settings | None = None, *, stream: TextIO | None
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)  # a uvicorn.Config(log_level=...) set it
 
     structlog.configure(
         processors=[

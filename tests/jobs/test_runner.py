@@ -195,3 +195,31 @@ def test_a_run_by_the_runner_writes_and_keeps_its_logs_and_figures(
     assert (folder / "log.txt").is_file() and list((folder / "figures").glob("*.png"))
     html = result.html.read_text(encoding="utf-8")
     assert "This run wrote to the store" in html and "job_status" not in html
+
+
+def test_a_job_without_its_keys_is_skipped_without_a_kernel(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WHOP_API_KEY", raising=False)
+    started = []
+    monkeypatch.setattr("virtuna.jobs.runner.execute_notebook", lambda *a, **k: started.append(a))
+    result = run_job("sync-whop", db_path=db_path, reports_dir=tmp_path)
+    assert (result.status, started, result.notebook) == ("skipped", [], None)
+    assert result.summary == "skipped: WHOP_API_KEY not configured (no kernel started)"
+    # Recorded like any run: the ledger and the index show it with its reason.
+    with connect(db_path) as con:
+        assert con.execute("SELECT status FROM job_runs").fetchall() == [("skipped",)]
+    assert "WHOP_API_KEY not configured" in (tmp_path / "index.html").read_text()
+
+
+def test_a_schedule_entry_naming_an_unknown_setting_is_refused(tmp_path: Path) -> None:
+    from virtuna.jobs.schedule import ScheduleError
+
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "jobs:\n  sync-whop:\n    cron: '0 * * * *'\n    notebook: sync_whop\n"
+        "    needs_settings: [WHOP_KEY_TYPO]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ScheduleError, match="WHOP_KEY_TYPO"):
+        load_schedule(path)

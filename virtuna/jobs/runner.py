@@ -111,9 +111,11 @@ def report_job_status(status: str, summary: str = "") -> None:
         raise ValueError(f"job status must be one of {STATUSES}, got {status!r}")
     folder = run_dir()
     if folder is not None:
-        (folder / STATUS_FILE).write_text(
-            json.dumps({"status": status, "summary": summary}), "utf-8"
-        )
+        _write_status(folder, status, summary)
+
+
+def _write_status(folder: Path, status: str, summary: str) -> None:
+    (folder / STATUS_FILE).write_text(json.dumps({"status": status, "summary": summary}), "utf-8")
 
 
 def _gone(lock: tuple[Any, ...], now: datetime) -> str | None:
@@ -256,11 +258,18 @@ def run_job(
     error: str | None = "the runner was interrupted"  # unless the run gets further
     notebook: Path | None = None
     html_path: Path | None = None
+    missing = job.missing_settings()
     try:
-        with stage(f"job:{job.name}", run_id=run_id):
-            result = execute_notebook(job.notebook, folder, values, timeout_s=job.timeout_s)
-        error = result.error
-        notebook, html_path = result.notebook, result.html
+        if missing:
+            # Nothing to do without them: recorded as skipped without starting a kernel.
+            names = ", ".join(missing)
+            _write_status(folder, "skipped", f"skipped: {names} not configured (no kernel started)")
+            error = None
+        else:
+            with stage(f"job:{job.name}", run_id=run_id):
+                result = execute_notebook(job.notebook, folder, values, timeout_s=job.timeout_s)
+            error = result.error
+            notebook, html_path = result.notebook, result.html
     except Exception as exc:  # the kernel died, the notebook is missing...: a failed run
         error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -272,7 +281,7 @@ def run_job(
             run(
                 con,
                 "UPDATE job_runs SET status = ?, finished_at = ?, duration_ms = ?, error = ?, "
-                "output_notebook = ?, output_html = ? WHERE id = ?",
+                "output_notebook = ?, output_html = ?, summary = ? WHERE id = ?",
                 [
                     status,
                     finished,
@@ -280,6 +289,7 @@ def run_job(
                     error,
                     str(notebook) if notebook else None,
                     str(html_path) if html_path else None,
+                    summary,
                     run_id,
                 ],
             )
@@ -320,7 +330,8 @@ def due_jobs(schedule: Schedule, con: duckdb.DuckDBPyConnection, now: datetime) 
 def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path) -> Path:
     """reports/index.html: each job's latest run, then the newest INDEX_HISTORY runs."""
     columns = (
-        "job, id, started_at, status, duration_ms, parameters, output_notebook, output_html, error"
+        "job, id, started_at, status, duration_ms, parameters, output_notebook, output_html, "
+        "error, summary"
     )
     names = [c.strip() for c in columns.split(",")]
     latest = run(

@@ -33,6 +33,16 @@ class Job:
     cron: str | None = None
     function: str | None = None
     needs_network: bool = False
+    # Settings (environment names) without which the job has nothing to do: it is skipped
+    # without starting a kernel.
+    needs_settings: tuple[str, ...] = ()
+
+    def missing_settings(self) -> list[str]:
+        """Which of `needs_settings` are not set."""
+        from virtuna.config import get_settings
+
+        settings = get_settings()
+        return [name for name in self.needs_settings if not getattr(settings, name.lower())]
 
     def next_time(self, after: datetime) -> datetime | None:
         """The first cron time after `after` (UTC), for scheduled jobs."""
@@ -98,7 +108,20 @@ def _entry(path: Path, section: str, name: object, entry: object) -> Job:
     timeout = entry.get("timeout_s", 900)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
         raise ScheduleError(f"{where}: timeout_s must be a positive whole number of seconds")
-    job = Job(**{**entry, "name": str(name), "parameters": entry.get("parameters") or {}})
+    from virtuna.config import Settings
+
+    needs = entry.get("needs_settings") or []
+    unknown_settings = [n for n in needs if str(n).lower() not in Settings.model_fields]
+    if not isinstance(needs, list) or unknown_settings:
+        raise ScheduleError(f"{where}: needs_settings names unknown settings {unknown_settings}")
+    job = Job(
+        **{
+            **entry,
+            "name": str(name),
+            "parameters": entry.get("parameters") or {},
+            "needs_settings": tuple(str(n) for n in needs),
+        }
+    )
     try:
         job.checked_parameters()
     except (ParameterError, FileNotFoundError) as exc:

@@ -47,7 +47,7 @@ def run_summary(notebook: Path | None) -> str | None:
 
 def index_row(record: dict[str, Any], reports_dir: Path) -> IndexRow:
     """A job_runs row (job, id, started_at, status, duration_ms, parameters, output_notebook,
-    output_html, error) as the index shows it."""
+    output_html, error, summary) as the index shows it."""
     html = Path(str(record["output_html"])) if record.get("output_html") else None
     notebook = Path(str(record["output_notebook"])) if record.get("output_notebook") else None
     link = None
@@ -56,7 +56,7 @@ def index_row(record: dict[str, Any], reports_dir: Path) -> IndexRow:
     folder = (notebook or html).parent.name if (notebook or html) else str(record["id"])
     duration = record.get("duration_ms")
     error = record.get("error")
-    why = (str(error) if error else run_summary(notebook)) or ""
+    why = (str(error) if error else record.get("summary") or run_summary(notebook)) or ""
     return IndexRow(
         job=str(record["job"]),
         run=folder,

@@ -82,7 +82,7 @@ def _service() -> Iterator[str]:
         port = int(sock.getsockname()[1])
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(db_path=Path(folder) / "docs.duckdb")
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:
