@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test fuzz lint format lock clean notebooks serve screenshots
+.PHONY: help setup demo test fuzz lint format lock clean notebooks serve lab nbval screenshots
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name virtuna --display-name "Python (virtuna)" >/dev/null
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install the pinned dependencies
@@ -25,12 +25,15 @@ demo: $(STAMP) ## Run the main job on the embedded DuckDB store (data/virtuna.du
 serve: $(STAMP) ## Run the HTTP service on 127.0.0.1:8000 (webhooks, analyze, outcomes, admin)
 	$(BIN)/virtuna serve
 
-notebooks: $(STAMP) ## Run every notebook once (job notebooks and reports) into reports/
-	@for name in $$($(BIN)/python -c "from virtuna.jobs.schedule import load_schedule as l; s = l(); print(' '.join([*s.jobs, *s.reports]))"); do \
-		$(BIN)/virtuna jobs run $$name || exit 1; done
+notebooks: $(STAMP) ## Run every job and report notebook once, as of the store's newest data; list failures
+	$(BIN)/virtuna jobs run-all
 
-screenshots: $(STAMP) ## Screenshot every report and /docs in headless Chromium (skips without it)
-	$(BIN)/python -m virtuna.reports.screenshots
+lab: $(STAMP) ## JupyterLab on 127.0.0.1:8888 with the `virtuna` kernel (reads the project's store)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir . \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+nbval: $(STAMP) ## Execute every notebook as committed with nbval (--nbval-lax) on the project's store
+	$(BIN)/python -m pytest --nbval-lax --nbval-kernel-name virtuna -p no:cacheprovider -q notebooks/
 
 test: $(STAMP) lint ## Lint, then run the test suite with coverage (fails below 80 %)
 	$(BIN)/python -m pytest --cov=virtuna --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)

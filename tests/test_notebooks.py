@@ -39,7 +39,7 @@ def test_every_notebook_is_parameterized_and_names_its_kernel() -> None:
     assert notebooks
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        assert nb.metadata["kernelspec"]["name"] == "python3", path.name
+        assert nb.metadata["kernelspec"]["name"] == "virtuna", path.name
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: one parameters cell expected"
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (

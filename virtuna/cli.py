@@ -491,6 +491,32 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
     return 0 if result.status in ("succeeded", "skipped") else 1
 
 
+def cmd_jobs_run_all(args: argparse.Namespace) -> int:
+    """Run every job and report once, as of the store's newest data, and list the failures."""
+    from virtuna.jobs.runner import run_job
+    from virtuna.jobs.schedule import load_schedule
+    from virtuna.notebooks import notebook_parameters
+
+    schedule = load_schedule()
+    jobs = [*schedule.jobs.values(), *schedule.reports.values()]
+    steps = _Steps(total=len(jobs))
+    failed: list[str] = []
+    db = _db_path(args)
+    for job in jobs:
+        # The bundled data is historical: "as of now" would leave most reports empty.
+        values = {"as_of": "latest"} if "as_of" in notebook_parameters(job.notebook) else {}
+        with steps.step(job.name) as outcome:
+            result = run_job(job.name, values, db_path=db)
+            detail = " ".join((result.summary or result.error or "").split())
+            outcome.append(result.status + (f" - {detail[:150]}" if detail else ""))
+        if result.status == "failed":
+            failed.append(job.name)
+    print(f"\n{len(jobs) - len(failed)} of {len(jobs)} ran; reports: {REPORTS_DIR / 'index.html'}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
     """List, run what is due, serve, or print the schedule as a crontab."""
     from virtuna.jobs import scheduler
@@ -594,6 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a notebook parameter (repeatable)",
     )
     run_cmd.set_defaults(func=cmd_jobs_run)
+    run_all = jobs_sub.add_parser(
+        "run-all", help="run every job and report once, as of the store's newest data"
+    )
+    run_all.set_defaults(func=cmd_jobs_run_all)
 
     schedule = sub.add_parser("schedule", help="the job schedule")
     schedule.add_argument(

@@ -36,7 +36,7 @@ from virtuna.constants import PROJECT_ROOT
 from virtuna.reports import RUN_DIR_ENV
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-KERNEL = "python3"
+KERNEL = "virtuna"  # registered in the venv by `make setup`
 # The report template: JupyterLab's, without the scripts it would fetch from a CDN.
 TEMPLATES = Path(__file__).resolve().parent / "reports" / "templates"
 # A cell tagged so runs (the runner's status cell, say) but is left out of the HTML report.
