@@ -91,3 +91,23 @@ def test_a_videos_own_counts_move_none_of_its_features(small_store, tmp_path) ->
     assert check.outcome_columns_read == []
     assert len(check.rows) == 2 * len(view.sources)
     assert check.store["videos changed in the store copy"] == len(check.rows)
+
+
+def test_the_changed_videos_share_no_creator_sound_or_hashtag() -> None:
+    # Two videos of one creator (or one sound, or one hashtag) would move each other's
+    # features legitimately, and the check would call that a leak.
+    from virtuna.ml import diagnose as dx
+
+    candidates = pd.DataFrame(
+        {
+            "source": ["a", "a", "a", "a", "b", "b"],
+            "author_key": ["ana", "ana", "bo", "cy", "cy", "dee"],
+            "sound_key": ["s1", "s2", "s1", "s3", "s4", None],
+            "hashtags": [["x"], [], ["y"], ["z"], ["w"], np.array(["z", "v"])],
+        },
+        index=list("pqrstu"),
+    )
+    # p is taken; q shares its creator, r its sound; s is apart. In b, t shares s's creator
+    # and u one of s's hashtags.
+    assert dx._apart(candidates, per_source=2) == ["p", "s"]
+    assert dx._apart(candidates, per_source=1) == ["p", "t"]  # s not taken: t is apart

@@ -26,7 +26,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.tree import DecisionTreeClassifier
 
 from virtuna.ml.evaluate import TrainingSet
-from virtuna.ml.features import ROW_COLUMNS, build_features, training_rows
+from virtuna.ml.features import ROW_COLUMNS, build_features, is_sequence, training_rows
 from virtuna.ml.tiers import TIERS, TierEdges, TierScheme, fit_edges, outcome_measure
 from virtuna.store import MEMORY, connect, one, run
 
@@ -269,20 +269,46 @@ def _altered(frame: pd.DataFrame) -> pd.DataFrame:
     return changed
 
 
+def _apart(candidates: pd.DataFrame, per_source: int) -> list[object]:
+    """Up to `per_source` rows per source, in order, no two sharing a creator, a sound or a
+    hashtag: changing one then cannot reach another's features (its creator's history, its
+    sound's or hashtags' earlier days), so any change in a chosen row's own features is a leak."""
+    taken: dict[object, int] = {}
+    used: set[tuple[str, object]] = set()
+    chosen = []
+    for index, source, author, sound, tags in zip(
+        candidates.index,
+        candidates["source"],
+        candidates["author_key"],
+        candidates["sound_key"],
+        candidates["hashtags"],
+        strict=True,
+    ):
+        if taken.get(source, 0) >= per_source:
+            continue
+        keys = {("author", author)} | {("tag", t) for t in (tags if is_sequence(tags) else [])}
+        if isinstance(sound, str):
+            keys.add(("sound", sound))
+        if keys & used:
+            continue
+        used |= keys
+        taken[source] = taken.get(source, 0) + 1
+        chosen.append(index)
+    return chosen
+
+
 def own_count_check(db_path: str | Path, view: TierView, per_source: int = 2) -> LeakCheck:
     """Change `per_source` videos per source (creators who post again later first): their
     counts in the rows, then in an in-memory copy of the store, and rebuild their features."""
     rows = view.rows
     later = rows.groupby("author_key")["posted_at"].transform("max") > rows["posted_at"]
-    sample = (
+    candidates = (
         rows.assign(_later=later)
         .sample(frac=1.0, random_state=0)
         .sort_values("_later", ascending=False, kind="stable")
-        .groupby("source")
-        .head(per_source)
         .drop(columns="_later")
-        .sort_values("posted_at")
     )
+    sample = candidates.loc[_apart(candidates, per_source)].sort_values("posted_at")
     altered = _altered(sample)
     with connect(db_path) as con:
         before = build_features(con, sample)

@@ -110,7 +110,7 @@ def build_features(
     if missing:
         raise ValueError(f"feature rows lack columns {sorted(missing)}")
     posted = pd.to_datetime(rows["posted_at"]).to_numpy(dtype="datetime64[us]")
-    hashtags = [list(v) if _is_list(v) else [] for v in rows["hashtags"]]
+    hashtags = [list(v) if is_sequence(v) else [] for v in rows["hashtags"]]
     columns: dict[str, object] = point_in_time_features(
         reader or StoreReader(_connection(con), source),
         list(rows["author_key"]),
@@ -154,7 +154,8 @@ def _floats(values: pd.Series) -> np.ndarray:
     return np.array([np.nan if v is None or pd.isna(v) else float(v) for v in values])
 
 
-def _is_list(value: Any) -> bool:
+def is_sequence(value: Any) -> bool:
+    """A list-like cell (DuckDB returns LIST columns as lists or arrays)."""
     return isinstance(value, list | tuple | np.ndarray)
 
 
