@@ -1,7 +1,7 @@
 """The schedule as Apache Airflow DAGs: one schedules/jobs.yaml drives Airflow and `schedule serve`.
 
-`dag_source` writes a Python file with one DAG per scheduled job. Each DAG has one task, a
-BashOperator that calls the project's own `virtuna jobs run NAME`, so the runner keeps the
+`dag_source` returns the source of a Python file with one DAG per scheduled job. Each DAG has one
+task, a BashOperator that calls the project's own `virtuna jobs run NAME`, so the runner keeps the
 ledger (job_runs), the job's lock, the executed notebook, its HTML report and the index exactly
 as under `virtuna schedule serve`, and Airflow's dependencies never mix with the project's: the
 command is the project's virtual environment's `virtuna`. (The papermill provider's operator
