@@ -5,10 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test fuzz lint format lock clean notebooks serve lab nbval screenshots
+.PHONY: help setup demo test fuzz lint format lock clean notebooks serve lab nbval screenshots \
+	airflow-check airflow-lock
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +56,26 @@ lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	(echo '# Every package pinned, resolved with Python 3.11 on Linux. Regenerate with `make lock`.'; \
 	 .lockenv/bin/python -m pip freeze --exclude-editable | grep -v '^virtuna') > requirements.lock
 	rm -rf .lockenv
+
+AIRFLOW_VENV  := .airflow-venv
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-stamp
+
+$(AIRFLOW_STAMP): requirements-airflow.lock
+	@test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r requirements-airflow.lock
+	@touch $(AIRFLOW_STAMP)
+
+airflow-check: $(STAMP) $(AIRFLOW_STAMP) ## Airflow in .airflow-venv: load the generated DAGs, run one job (not in `make test`)
+	bash .ci/airflow-check
+
+airflow-lock: ## Re-resolve requirements-airflow.lock (Airflow + its standard provider) in a scratch venv
+	rm -rf .airflow-lockenv && $(PYTHON) -m venv .airflow-lockenv
+	.airflow-lockenv/bin/python -m pip install --quiet apache-airflow apache-airflow-providers-standard
+	(echo '# Apache Airflow and its standard provider for `make airflow-check`, every package pinned, resolved'; \
+	 echo "# with Python 3.11 on Linux into .airflow-venv, apart from the project's .venv. Regenerate with"; \
+	 echo '# `make airflow-lock`.'; \
+	 .airflow-lockenv/bin/python -m pip freeze) > requirements-airflow.lock
+	rm -rf .airflow-lockenv
 
 clean: ## Remove the venv, the store and generated reports
 	rm -rf $(VENV) data/virtuna.duckdb data/virtuna.duckdb.wal data/virtuna-models \

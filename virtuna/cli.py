@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 # Building the parser needs only these constants. Each command imports what it uses (the
 # store, Papermill, scikit-learn, ...), so `virtuna --help` and light commands start fast.
-from virtuna.constants import INGEST_FORMATS, PROJECT_ROOT, REPORTS_DIR
+from virtuna.constants import INGEST_FORMATS, LOCKED_EXIT, PROJECT_ROOT, REPORTS_DIR
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -475,12 +475,29 @@ def _parameters(pairs: list[list[str]] | None) -> dict[str, object]:
     return values
 
 
+def _json_parameters(text: str | None) -> dict[str, object]:
+    """--parameters-json: one JSON object of parameters, with JSON's own types."""
+    import json
+
+    if text is None:
+        return {}
+    try:
+        values = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"--parameters-json is not JSON: {exc}") from exc
+    if not isinstance(values, dict):
+        raise CliError("--parameters-json must be a JSON object of names to values")
+    return values
+
+
 def cmd_jobs_run(args: argparse.Namespace) -> int:
-    """Run one job (or report notebook) now; non-zero exit when it failed."""
+    """Run one job (or report notebook) now; non-zero exit when it failed or was locked."""
     from virtuna.jobs.runner import run_job
 
+    parameters = {**_json_parameters(args.parameters_json), **_parameters(args.parameter)}
+    reports_dir = Path(args.reports_dir) if args.reports_dir else None
     try:
-        result = run_job(args.name, _parameters(args.parameter), db_path=_db_path(args))
+        result = run_job(args.name, parameters, db_path=_db_path(args), reports_dir=reports_dir)
     except KeyError as exc:
         raise CliError(str(exc.args[0])) from exc
     print(f"{result.job}: {result.status}" + (f" ({result.summary})" if result.summary else ""))
@@ -488,6 +505,8 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
         print(f"report: {result.html}")
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
+    if result.status == "locked":
+        return LOCKED_EXIT
     return 0 if result.status in ("succeeded", "skipped") else 1
 
 
@@ -527,7 +546,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             ["job", "cron (UTC)", "next run", "last run", "last status", "network"],
         )
     elif args.action == "crontab":
-        print(scheduler.crontab())
+        print(scheduler.crontab(args.virtuna))
+    elif args.action == "airflow-dag":
+        return _write_airflow_dags(args)
     elif args.action == "run-due":
         runs = scheduler.run_due(db_path=_db_path(args))
         for run in runs:
@@ -537,6 +558,29 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         return 1 if any(r.status == "failed" for r in runs) else 0
     else:
         scheduler.serve(db_path=_db_path(args))
+    return 0
+
+
+def _write_airflow_dags(args: argparse.Namespace) -> int:
+    """The schedule as an Airflow DAG file: printed, or written to --out."""
+    from virtuna.jobs.airflow import dag_id, dag_source
+    from virtuna.jobs.schedule import load_schedule
+
+    schedule = load_schedule()
+    source = dag_source(
+        schedule,
+        virtuna=args.virtuna,
+        reports_dir=Path(args.reports_dir).resolve() if args.reports_dir else None,
+        queue=args.queue,
+    )
+    if not args.out:
+        print(source, end="")
+        return 0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(source, encoding="utf-8")
+    ids = ", ".join(dag_id(job) for job in schedule.jobs.values())
+    print(f"wrote {len(schedule.jobs)} DAGs to {out}: {ids}")
     return 0
 
 
@@ -619,6 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("KEY", "VALUE"),
         help="override a notebook parameter (repeatable)",
     )
+    run_cmd.add_argument(
+        "--parameters-json",
+        metavar="JSON",
+        help="parameters as one JSON object, with JSON's types (-p pairs override it)",
+    )
+    run_cmd.add_argument("--reports-dir", help="where the run's reports go (reports/)")
     run_cmd.set_defaults(func=cmd_jobs_run)
     run_all = jobs_sub.add_parser(
         "run-all", help="run every job and report once, as of the store's newest data"
@@ -628,9 +678,21 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = sub.add_parser("schedule", help="the job schedule")
     schedule.add_argument(
         "action",
-        choices=["list", "run-due", "serve", "crontab"],
+        choices=["list", "run-due", "serve", "crontab", "airflow-dag"],
         help="list: jobs with next and last runs; run-due: run what is due once; serve: run "
-        "jobs as they fall due until stopped; crontab: print the schedule as crontab lines",
+        "jobs as they fall due until stopped; crontab: print the schedule as crontab lines; "
+        "airflow-dag: print (or --out) an Apache Airflow DAG file with a DAG per job",
+    )
+    schedule.add_argument(
+        "--virtuna",
+        help="crontab, airflow-dag: the project's virtuna command (default: .venv/bin/virtuna)",
+    )
+    schedule.add_argument("--out", help="airflow-dag: write the DAG file here")
+    schedule.add_argument(
+        "--reports-dir", help="airflow-dag: where the runs' reports go (default: reports/)"
+    )
+    schedule.add_argument(
+        "--queue", help="airflow-dag: the Airflow queue of every task (the store's workers)"
     )
     schedule.set_defaults(func=cmd_schedule)
 

@@ -22,3 +22,6 @@ INGEST_FORMATS = (
     "vn_web_csv",
     "suggested_csv",
 )
+# `virtuna jobs run`'s exit status when another run of the job holds its lock (sysexits'
+# EX_TEMPFAIL: nothing ran, nothing failed); a generated Airflow DAG marks such a run skipped.
+LOCKED_EXIT = 75

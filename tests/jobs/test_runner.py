@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from virtuna.cli import main
+from virtuna.constants import LOCKED_EXIT
 from virtuna.jobs import scheduler
 from virtuna.jobs.runner import Holder, acquire_lock, due_jobs, release_lock, run_job
 from virtuna.jobs.schedule import Job, Schedule, load_schedule
@@ -43,7 +44,7 @@ def test_every_entry_points_at_something_and_everything_has_an_entry() -> None:
     assert {p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")} == named_notebooks
     job_modules = {
         p.stem for p in Path(importlib.import_module("virtuna.jobs").__path__[0]).glob("*.py")
-    } - {"__init__", "schedule", "runner", "scheduler"}
+    } - {"__init__", "schedule", "runner", "scheduler", "airflow"}
     scheduled = {job.function.split(":")[0].rsplit(".", 1)[1] for job in schedule.jobs.values()}
     assert job_modules == scheduled
 
@@ -117,6 +118,23 @@ def test_the_cli_exits_non_zero_when_a_job_fails(
     assert main(["--db", str(db_path), "jobs", "run", "nope"]) == 2
 
 
+def test_the_cli_takes_parameters_as_json_and_a_reports_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_path: Path, capsys
+) -> None:
+    schedule = _schedule(tmp_path, monkeypatch, PROBE)
+    monkeypatch.setattr("virtuna.jobs.runner.load_schedule", lambda: schedule)
+    reports = tmp_path / "elsewhere"
+    argv = ["--db", str(db_path), "jobs", "run", "probe", "--reports-dir", str(reports)]
+    assert main([*argv, "--parameters-json", '{"mode": "skip"}']) == 0
+    assert "probe: skipped (mode skip)" in capsys.readouterr().out
+    assert (reports / "index.html").is_file() and len(list((reports / "probe").iterdir())) == 1
+    # -p overrides the JSON; JSON that is not an object of parameters is refused.
+    assert main([*argv, "--parameters-json", '{"mode": "skip"}', "-p", "mode", "fail"]) == 1
+    for text in ("{mode: skip}", '["skip"]', '{"db_path": "/elsewhere"}', '{"nope": 1}'):
+        assert main([*argv, "--parameters-json", text]) == 2, text
+    assert "probe: failed" in capsys.readouterr().out
+
+
 def test_two_runs_of_one_job_never_overlap_and_a_dead_lock_expires(db_path: Path) -> None:
     with connect(db_path) as con:
         assert acquire_lock(con, "retrain-ml", "run-a", timedelta(minutes=5))
@@ -139,6 +157,10 @@ def test_a_locked_job_is_not_run_again(
         acquire_lock(con, "probe", "someone-else", timedelta(minutes=5))
     result = run_job("probe", db_path=db_path, schedule=schedule, reports_dir=tmp_path / "r")
     assert result.status == "locked"
+    # From the CLI: a status of its own, which a generated Airflow DAG marks skipped.
+    monkeypatch.setattr("virtuna.jobs.runner.load_schedule", lambda: schedule)
+    argv = ["--db", str(db_path), "jobs", "run", "probe", "--reports-dir", str(tmp_path / "r")]
+    assert main(argv) == LOCKED_EXIT
 
 
 def test_run_due_catches_up_once_not_once_per_missed_slot(

@@ -32,6 +32,10 @@ CASES = {
         "'window_hours' must be a whole number, got text",
     ),
     "document-not-a-mapping": ("- calculate-trends\n", "must be a mapping"),
+    "name-with-shell": (
+        GOOD.replace("  calculate-trends:", "  '$(id); ../x':"),
+        "job name '$(id); ../x' is not letters, digits",
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,10 +13,12 @@ import yaml
 from croniter import croniter
 
 from virtuna.constants import PROJECT_ROOT
-from virtuna.notebooks import ParameterError, check_parameters
+from virtuna.notebooks import ParameterError, check_parameters, shown
 
 SCHEDULE_FILE = PROJECT_ROOT / "schedules" / "jobs.yaml"
 RESERVED_PARAMETERS = ("db_path",)  # the runner sets it from --db or VIRTUNA_DB_PATH
+# A name becomes a report folder, a command argument and an Airflow DAG id: plain words only.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
 class ScheduleError(ValueError):
@@ -94,6 +97,11 @@ def _one_line(text: str) -> str:
 
 def _entry(path: Path, section: str, name: object, entry: object) -> Job:
     """One job or report of the schedule file, checked (cron, keys, parameters)."""
+    if not NAME.fullmatch(str(name)):
+        raise ScheduleError(
+            f"{path.name}: {section[:-1]} name {shown(str(name))} is not letters, digits, - and _ "
+            "(at most 100, starting with a letter or digit)"
+        )
     where = f"{path.name}: {section[:-1]} {name}"
     if not isinstance(entry, dict):
         raise ScheduleError(f"{where} must be a mapping of settings, got {entry!r:.60}")
