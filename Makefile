@@ -77,6 +77,6 @@ airflow-lock: ## Re-resolve requirements-airflow.lock (Airflow + its standard pr
 	 .airflow-lockenv/bin/python -m pip freeze) > requirements-airflow.lock
 	rm -rf .airflow-lockenv
 
-clean: ## Remove the venv, the store and generated reports
-	rm -rf $(VENV) data/virtuna.duckdb data/virtuna.duckdb.wal data/virtuna-models \
+clean: ## Remove the venvs, the store and generated reports
+	rm -rf $(VENV) .airflow-venv data/virtuna.duckdb data/virtuna.duckdb.wal data/virtuna-models \
 		data/calibration-baseline.json reports/*/ reports/index.html .pytest_cache .coverage
