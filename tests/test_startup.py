@@ -36,6 +36,7 @@ HEAVY = (
     "httpx",
     "sentry_sdk",
     "fastapi",
+    "tenacity",  # imports tornado when it is installed (Jupyter brings it)
 )
 COMMANDS = (
     "init-db",

@@ -240,6 +240,16 @@ def test_429_honours_retry_after(fake_apify: FakeApify, sleeps: Sleeps) -> None:
     assert sleeps == [2.0, 30.0]  # Retry-After honoured, each wait capped at 30 s
 
 
+def test_a_retry_after_shorter_than_the_backoff_waits_the_backoff(
+    fake_apify: FakeApify, sleeps: Sleeps
+) -> None:
+    dataset_id = fake_apify.add_dataset(_items(1))
+    fake_apify.fail_next("/v2/datasets/", 503, retry_after=0, times=2)
+    with _client(fake_apify, sleeps) as client:
+        assert len(list(client.iter_items(dataset_id))) == 1
+    assert sleeps == [1.0, 2.0]  # the server's hint is a minimum, never a reason to hurry
+
+
 def test_500_forever_gives_up_after_max_retries(fake_apify: FakeApify, sleeps: Sleeps) -> None:
     fake_apify.fail_next("/v2/actor-runs/", 500, times=100)
     client = _client(fake_apify, sleeps, max_retries=3, backoff_s=0.5)

@@ -21,7 +21,6 @@ from virtuna.ml.features import FEATURE_NAMES, build_features, draft_row, traini
 from virtuna.ml.registry import ModelMismatchError, active_model_id, load_model, models_dir
 from virtuna.ml.signal import NoTierModel, load_tier_signal
 from virtuna.ml.tiers import MIDPOINTS, TierEdges, fit_edges, ml_score, outcome_measure
-from virtuna.ml.train import class_weights
 from virtuna.store import connect
 
 T0 = datetime(2024, 1, 1)
@@ -147,12 +146,6 @@ def test_features_are_all_there_with_nan_for_unknowns(db_path: Path) -> None:
     assert features["prior_posts"].iloc[0] == 0
     assert np.isnan(features["log_followers"].iloc[0])
     assert features["hashtag_count"].iloc[0] == 1
-
-
-def test_class_weights_are_inverse_frequency() -> None:
-    y = np.array([1] * 50 + [2] * 30 + [3] * 20)
-    weights = class_weights(y)
-    assert weights == pytest.approx({1: 100 / 150, 2: 100 / 90, 3: 100 / 60})
 
 
 def test_splits_hold_out_sources_creators_and_later_posts(db_path: Path) -> None:

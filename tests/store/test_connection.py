@@ -1,15 +1,16 @@
-"""Store connection policy: migrations, the lock wait, and two processes writing at once."""
+"""Store connection policy: migrations, the lock wait, concurrent writers, write conflicts."""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from virtuna.store import StoreLockedError, connect, transaction
+from virtuna.store import StoreLockedError, connect, retry_conflicts, transaction
 from virtuna.store.schema import applied_version, migrate, migrations
 
 EXPECTED_TABLES = {
@@ -116,3 +117,39 @@ def test_two_processes_writing_at_once_lose_nothing(db_path: Path) -> None:
     with connect(db_path) as con:
         ids = {r[0] for r in con.execute("SELECT id FROM job_runs").fetchall()}
     assert ids == {f"w{w}-{i}" for w in (1, 2) for i in range(count)}
+
+
+def _losing(errors: list[duckdb.Error]) -> tuple[list[int], Callable[[], int]]:
+    """Work that raises errors in turn, then returns how many times it ran."""
+    runs: list[int] = []
+
+    def work() -> int:
+        runs.append(1)
+        if len(runs) <= len(errors):
+            raise errors[len(runs) - 1]
+        return len(runs)
+
+    return runs, work
+
+
+def test_retry_conflicts_runs_the_work_again_after_write_conflicts() -> None:
+    conflict = duckdb.TransactionException("TransactionContext Error: Conflict on tuple deletion")
+    duplicate = duckdb.ConstraintException('Duplicate key "id: a" violates primary key')
+    at_commit = duckdb.TransactionException(
+        "TransactionContext Error: Failed to commit: PRIMARY KEY or UNIQUE constraint "
+        'violation: duplicate key "u1, 2026-01-02"'
+    )
+    _, work = _losing([conflict, duplicate, at_commit])
+    assert retry_conflicts(work) == 4
+
+
+def test_retry_conflicts_raises_other_errors_at_once_and_gives_up_in_the_end() -> None:
+    runs, work = _losing([duckdb.ConstraintException("NOT NULL constraint failed: job_runs.job")])
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
+        retry_conflicts(work)
+    assert len(runs) == 1
+    conflict = duckdb.TransactionException("Conflict on update")
+    runs, work = _losing([conflict] * 10)
+    with pytest.raises(duckdb.TransactionException) as caught:
+        retry_conflicts(work, attempts=4)
+    assert caught.value is conflict and len(runs) == 4

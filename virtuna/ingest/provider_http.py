@@ -1,8 +1,9 @@
 """What the Apify and Whop clients share: a Bearer-token httpx client with bounded retries.
 
-429, 5xx, timeouts and connection errors are retried with exponential backoff (or the server's
-`Retry-After`, capped at MAX_WAIT_S); other 4xx fail at once. A request that is not idempotent
-is retried only when it surely was not processed: a 429 or a connection that never opened.
+429, 5xx, timeouts and connection errors are retried with exponential backoff, or after the
+server's `Retry-After` when that is longer, each wait capped at MAX_WAIT_S (the policy of
+`virtuna.retry`); other 4xx fail at once. A request that is not idempotent is retried only
+when it surely was not processed: a 429 or a connection that never opened.
 Errors name the method and path (never the query, which may carry secrets) and never the token.
 """
 
@@ -11,11 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import httpx
+import tenacity
+from tenacity import RetryCallState
 
 from virtuna.log import get_logger
+from virtuna.retry import failure, retrying
 
 MAX_WAIT_S = 30.0
 FILTERED = "[Filtered]"
@@ -34,6 +38,8 @@ class ProviderError(RuntimeError):
         path: str | None = None,
         status: int | None = None,
         attempts: int | None = None,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
     ) -> None:
         """Keep the details as attributes; the message is what str() shows."""
         super().__init__(message)
@@ -41,6 +47,8 @@ class ProviderError(RuntimeError):
         self.path = path
         self.status = status
         self.attempts = attempts
+        self.retryable = retryable  # whether another attempt may succeed
+        self.retry_after_s = retry_after_s  # how long the server asked us to wait
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -141,42 +149,62 @@ class ProviderClient:
     ) -> httpx.Response:
         """One API call with bounded retries (see the module docstring)."""
         attempts = self.max_retries + 1
-        last: ProviderError | None = None
-        for attempt in range(attempts):
-            wait_hint: float | None = None
-            status: int | None = None
-            try:
-                response = self._http.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:  # includes httpx.TimeoutException
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                last = self._fail(problem, method, path, attempts=attempt + 1)
-                if not idempotent and not isinstance(exc, httpx.ConnectError):
-                    raise last from exc
-            else:
-                if response.is_success:
-                    return response
-                status = response.status_code
-                last = self._http_error(response, method, path, attempt + 1)
-                if not retryable(status) or (not idempotent and status != 429):
-                    raise last
-                wait_hint = retry_after(response)
-            if attempt + 1 >= attempts:
-                break
-            wait = wait_hint if wait_hint is not None else self.backoff_s * 2**attempt
-            wait = min(wait, MAX_WAIT_S)
-            log.warning(
-                f"{self.provider.lower()} request retry",
-                method=method,
-                path=path,
-                status=status,
-                error=None if status is not None else self._redact(str(last)),
-                attempt=attempt + 1,
-                max_attempts=attempts,
-                wait_s=wait,
-            )
-            self._sleep(wait)
-        assert last is not None
-        plural = "s" if attempts != 1 else ""
-        last.args = (f"{last} (gave up after {attempts} attempt{plural})",)
-        last.attempts = attempts
-        raise last
+        policy = retrying(
+            attempts=attempts,
+            backoff=tenacity.wait_exponential(multiplier=self.backoff_s),
+            max_wait_s=MAX_WAIT_S,
+            on_retry=self._log_retry,
+            sleep=self._sleep,
+        )
+        try:
+            for attempt in policy:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    return self._send(method, path, params, json, idempotent, number)
+        except ProviderError as exc:
+            if exc.retryable:  # it was worth another attempt, but none was left
+                plural = "s" if attempts != 1 else ""
+                exc.args = (f"{exc} (gave up after {attempts} attempt{plural})",)
+                exc.attempts = attempts
+            raise
+        raise AssertionError("unreachable: the policy returns or raises the last error")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json: Any,
+        idempotent: bool,
+        attempt: int,
+    ) -> httpx.Response:
+        """One attempt; its error says whether another attempt may succeed, and when."""
+        try:
+            response = self._http.request(method, path, params=params, json=json)
+        except httpx.TransportError as exc:  # includes httpx.TimeoutException
+            problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error = self._fail(problem, method, path, attempts=attempt)
+            # Sent again only if it surely was not processed: a connection that never opened.
+            error.retryable = idempotent or isinstance(exc, httpx.ConnectError)
+            raise error from exc
+        if response.is_success:
+            return response
+        status = response.status_code
+        error = self._http_error(response, method, path, attempt)
+        error.retryable = retryable(status) and (idempotent or status == 429)
+        error.retry_after_s = retry_after(response)
+        raise error
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        """Say which call is tried again, why, and after how long."""
+        exc = cast(ProviderError, failure(state))  # the only error _send marks retryable
+        log.warning(
+            f"{self.provider.lower()} request retry",
+            method=exc.method,
+            path=exc.path,
+            status=exc.status,
+            error=None if exc.status is not None else self._redact(str(exc)),
+            attempt=state.attempt_number,
+            max_attempts=self.max_retries + 1,
+            wait_s=state.upcoming_sleep,
+        )

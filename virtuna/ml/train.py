@@ -1,9 +1,11 @@
 """The learned classifiers the tier estimators build on, with their class weights and
 temperature calibration.
 
-Class weights: inverse frequency, w_c = n / (5 x n_c), passed as sample weights (with quintile
-tiers the classes are balanced by construction and the weights stay near 1; with the
-engagement scheme's 10 % top tier its weight is 2). Kinds:
+Class weights: inverse frequency, w_c = n / (k x n_c) over the k tiers present (scikit-learn's
+"balanced"), passed as sample weights. With quintile tiers the classes are balanced by
+construction and the weights stay near 1; with the engagement scheme's 10 % top tier its weight
+is 2. Counting only the tiers present keeps the mean weight at 1, so weighting shifts how the
+tiers trade off and leaves the models' regularisation as strong as unweighted. Kinds:
 
 - `logistic`: multinomial logistic regression on median-imputed, standardised features;
 - `hist_gradient_boosting`: scikit-learn's HistGradientBoostingClassifier (NaN handled natively);
@@ -29,6 +31,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
 
 ModelKind = Literal["logistic", "hist_gradient_boosting", "balanced_random_forest"]
 MODEL_KINDS: tuple[ModelKind, ...] = (
@@ -87,18 +90,11 @@ def make_model(kind: ModelKind, random_state: int = 0) -> BaseEstimator:
     raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
 
 
-def class_weights(y: np.ndarray) -> dict[int, float]:
-    """Inverse-frequency weights n / (k x n_c) of the tiers present."""
-    values, counts = np.unique(y, return_counts=True)
-    return {int(v): float(len(y) / (len(values) * c)) for v, c in zip(values, counts, strict=True)}
-
-
-def sample_weights(y: np.ndarray) -> np.ndarray:
-    """Each row's class weight."""
-    weights = class_weights(y)
-    return np.array([weights[int(v)] for v in y])
-
-
+# Temperature scaling is written here, not CalibratedClassifierCV(FrozenEstimator(model),
+# method="temperature"): scikit-learn 1.9.1 reads integer labels as logit columns, so tiers 1-5
+# get a wrong temperature (3.6-24.7 where 0.80-1.02 is right on the bundled data); with labels
+# re-coded 0-4 it agrees with this one (tests/ml/test_train.py), but then fails on calibration
+# rows that lack a tier the model knows.
 def fit_temperature(probabilities: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
     """Temperature T minimising the log-loss of softmax(log p / T) on held-out rows."""
     log_p = np.log(np.clip(probabilities, 1e-12, 1.0))
@@ -123,7 +119,7 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 
 def fit_model(model: BaseEstimator, x: pd.DataFrame, y: np.ndarray, kind: ModelKind) -> None:
     """Fit a classifier of a kind with its class weights (the forest balances by sampling)."""
-    weights = sample_weights(y)
+    weights = compute_sample_weight("balanced", y)
     if kind == "hist_gradient_boosting":
         model.fit(x, y, histgradientboostingclassifier__sample_weight=weights)
     elif kind == "logistic":

@@ -28,6 +28,7 @@ from typing import TypeVar
 import duckdb
 
 from virtuna.config import get_settings
+from virtuna.retry import jittered, retrying
 from virtuna.store.schema import migrate
 
 MEMORY = ":memory:"
@@ -226,11 +227,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def is_write_conflict(exc: BaseException) -> bool:
     """Two transactions of this process wrote the same row at once (DuckDB is optimistic)."""
-    text = str(exc)
+    text = str(exc).lower()
+    # Two concurrent INSERT ... ON CONFLICT of one new key: the second sees the first's key,
+    # when its statement runs (a constraint error) or when it commits (a transaction error).
     if isinstance(exc, duckdb.TransactionException):
-        return "conflict" in text.lower()
-    # Two concurrent INSERT ... ON CONFLICT of one new key: the second sees the first's key.
-    return isinstance(exc, duckdb.ConstraintException) and "duplicate key" in text.lower()
+        return "conflict" in text or "duplicate key" in text
+    return isinstance(exc, duckdb.ConstraintException) and "duplicate key" in text
 
 
 def retry_conflicts(work: Callable[[], T], *, attempts: int = 50) -> T:
@@ -240,13 +242,9 @@ def retry_conflicts(work: Callable[[], T], *, attempts: int = 50) -> T:
     the winner's row and decides again (an upsert, a claim); never for work with effects
     outside the store.
     """
-    delay = 0.002
-    for attempt in range(attempts):
-        try:
-            return work()
-        except duckdb.Error as exc:
-            if not is_write_conflict(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.1)
-    raise AssertionError("unreachable")
+    policy = retrying(
+        attempts=attempts,
+        backoff=jittered(0.002, 0.1),
+        retry_on=lambda exc: isinstance(exc, duckdb.Error) and is_write_conflict(exc),
+    )
+    return policy(work)

@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
 import secrets
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Literal
 
 import duckdb
 
-from virtuna.store.connection import run, utcnow
+from virtuna.store.connection import retry_conflicts, run, utcnow
 
 TIERS = ("free", "starter", "pro")
 KEY_PREFIX = "vk_"
 PREFIX_LENGTH = 10
-CONFLICT_ATTEMPTS = 50
 Counter = Literal["analysis_count", "profile_scrape_count"]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,14 +90,14 @@ def user_for_key(con: duckdb.DuckDBPyConnection, key: str) -> User | None:
 
 def set_creator_handle(con: duckdb.DuckDBPyConnection, user_id: str, handle: str) -> None:
     """Save the user's own creator handle (the last of concurrent saves wins)."""
-    _retry_write_conflicts(
+    retry_conflicts(
         lambda: run(con, "UPDATE users SET creator_handle = ? WHERE id = ?", [handle, user_id])
     )
 
 
 def set_outcome_consent(con: duckdb.DuckDBPyConnection, user_id: str, consent: bool) -> bool:
     """Record whether the user's posts' outcomes may be collected; False for an unknown user."""
-    rows = _retry_write_conflicts(
+    rows = retry_conflicts(
         lambda: run(
             con,
             "UPDATE users SET outcome_consent = ? WHERE id = ? RETURNING id",
@@ -144,20 +139,6 @@ def increment_usage(con: duckdb.DuckDBPyConnection, user_id: str, day: date | No
     return int(rows[0][0])  # type: ignore[call-overload]
 
 
-def _retry_write_conflicts(write: Callable[[], T]) -> T:
-    """Run one write statement, again after a write conflict with a concurrent transaction."""
-    delay = 0.001
-    for _ in range(CONFLICT_ATTEMPTS - 1):
-        try:
-            return write()
-        # A concurrent first insert of the row is a duplicate key; a concurrent update of it
-        # a transaction conflict. Either way the statement did nothing and may run again.
-        except (duckdb.TransactionException, duckdb.ConstraintException):
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.05)
-    return write()
-
-
 def _reserve(
     con: duckdb.DuckDBPyConnection, user_id: str, counter: Counter, limit: int | None
 ) -> date | None:
@@ -165,7 +146,7 @@ def _reserve(
     if limit is not None and limit <= 0:
         return None
     day = utc_today()
-    rows = _retry_write_conflicts(
+    rows = retry_conflicts(
         lambda: run(
             con,
             f"INSERT INTO usage_daily (user_id, day, {counter}) VALUES ($user, $day, 1) "
@@ -179,7 +160,7 @@ def _reserve(
 
 def _release(con: duckdb.DuckDBPyConnection, user_id: str, counter: Counter, day: date) -> None:
     """Give back one slot of counter taken on day (never below zero)."""
-    _retry_write_conflicts(
+    retry_conflicts(
         lambda: run(
             con,
             f"UPDATE usage_daily SET {counter} = {counter} - 1 "

@@ -176,6 +176,21 @@ async def test_429_then_success_backs_off(
     assert fake_gemini.prompts[0] == fake_gemini.prompts[1]  # the same prompt, no nudge
 
 
+async def test_an_invalid_reply_then_a_500_waits_the_first_backoff_step(
+    fake_gemini: FakeGemini, sleeps: Sleeps, payload: ContentPayload, baseline: CalibrationBaseline
+) -> None:
+    fake_gemini.blank().status(500, "An internal error has occurred.")
+    gemini = client(fake_gemini, sleeps)
+    reply = await gemini.analyze_content(payload, baseline)
+    await gemini.aclose()
+    assert reply.ok
+    assert [c.status for c in reply.calls] == ["invalid", "error", "ok"]
+    assert [c.attempt for c in reply.calls] == [1, 2, 3]
+    assert sleeps == [1.0]  # the invalid reply was retried at once and does not count
+    first, second, third = fake_gemini.prompts
+    assert second.startswith(RETRY_INSTRUCTION) and third == first  # no nudge after a 500
+
+
 async def test_three_500s_give_a_failed_reply_not_an_exception(
     fake_gemini: FakeGemini, sleeps: Sleeps, payload: ContentPayload, baseline: CalibrationBaseline
 ) -> None:

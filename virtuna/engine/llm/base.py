@@ -3,11 +3,11 @@
 One request (`ProviderClient.request`) is ONE circuit-breaker call holding every attempt:
 an invalid reply (blank, not JSON, schema violation) is retried at once with the prompt
 prefixed by `RETRY_INSTRUCTION`; 429, 5xx and transport errors are retried with the same
-prompt after a short backoff (1 s, then 3 s, or the answer's `retry-after` when longer); an
-answer asking to wait longer than the last backoff step, timeouts and other 4xx are not
-retried, so a fallback provider can answer instead. Every HTTP attempt leaves an
-`LLMCallRecord` priced from its own usage, invalid replies included. A request never raises:
-failures come back as an `LLMReply` with a status and a warning.
+prompt after a short backoff (1 s, then 3 s, or the answer's `retry-after` when longer: the
+policy of `virtuna.retry`); an answer asking to wait longer than the last backoff step,
+timeouts and other 4xx are not retried, so a fallback provider can answer instead. Every HTTP
+attempt leaves an `LLMCallRecord` priced from its own usage, invalid replies included. A
+request never raises: failures come back as an `LLMReply` with a status and a warning.
 
 A `Task` is one role's request (content factors, behavioural reasoning, semantic rules) in
 provider-neutral form; `ProviderClient.run` sends it with the model and response schema that
@@ -28,11 +28,13 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 import httpx
 import sentry_sdk
 from pydantic import BaseModel, ValidationError
+from tenacity import RetryCallState
 
 from virtuna.config import Settings
 from virtuna.engine.llm.breaker import CircuitBreaker, CircuitOpenError
 from virtuna.engine.llm.pricing import Usage, cost_cents, price
 from virtuna.log import Scrubber, add_cost, get_logger
+from virtuna.retry import async_retrying, retryable
 
 __all__ = [
     "RETRY_INSTRUCTION",
@@ -470,32 +472,40 @@ class ProviderClient:
         calls: list[LLMCallRecord],
     ) -> M:
         """Every attempt of one request; raises the last error when all fail."""
-        last: ProviderError | InvalidReply | None = None
-        transient = 0
-        for attempt in range(1, self.max_retries + 2):
-            current = prompt
-            if isinstance(last, InvalidReply):
-                current = retry_prompt(prompt, last)
-            elif last is not None:
-                step = self.retry_backoff_s[min(transient - 1, len(self.retry_backoff_s) - 1)]
-                await self._sleep(max(step, last.retry_after_s or 0.0))
-            try:
-                return await self._attempt(
-                    current, model_cls, model, purpose, schema, timeout_s, attempt, calls
-                )
-            except InvalidReply as exc:
-                if not exc.retryable:
+        errors: list[BaseException] = []
+
+        def backoff(state: RetryCallState) -> float:
+            if isinstance(errors[-1], InvalidReply):
+                return 0.0  # a malformed answer is asked for again at once
+            # The n-th transient failure waits the n-th step (invalid replies do not count).
+            transient = sum(isinstance(error, ProviderError) for error in errors)
+            return self.retry_backoff_s[min(transient, len(self.retry_backoff_s)) - 1]
+
+        policy = async_retrying(
+            attempts=self.max_retries + 1,
+            backoff=backoff,
+            retry_on=self._worth_retrying,
+            sleep=self._sleep,
+        )
+        async for attempt in policy:
+            with attempt:
+                last = errors[-1] if errors else None
+                current = retry_prompt(prompt, last) if isinstance(last, InvalidReply) else prompt
+                number = attempt.retry_state.attempt_number
+                try:
+                    return await self._attempt(
+                        current, model_cls, model, purpose, schema, timeout_s, number, calls
+                    )
+                except (ProviderError, InvalidReply) as exc:
+                    errors.append(exc)
                     raise
-                last = exc
-            except ProviderError as exc:
-                # Asked to wait longer than we ever back off: a fallback answers sooner.
-                too_long = (exc.retry_after_s or 0.0) > max(self.retry_backoff_s)
-                if not exc.retryable or too_long:
-                    raise
-                transient += 1
-                last = exc
-        assert last is not None  # the loop runs at least once
-        raise last
+        raise AssertionError("unreachable: the policy returns or raises the last error")
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        """Retry what says it is retryable, unless the provider asks to wait longer than we
+        ever back off: a fallback answers sooner."""
+        asked = getattr(exc, "retry_after_s", None) or 0.0
+        return retryable(exc) and asked <= max(self.retry_backoff_s)
 
     async def _attempt(
         self,
