@@ -23,7 +23,7 @@ def test_demo_ingests_a_data_folder_and_summarises(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The tier-training report is run by tests/test_notebooks.py; here it would add minutes.
-    monkeypatch.setattr("virtuna.cli.DEMO_REPORTS", ("tier-diagnosis",))
+    monkeypatch.setattr("virtuna.cli.DEMO_REPORTS", {"tier-diagnosis": {}})
     data = tmp_path / "raw"
     data.mkdir()
     shutil.copy(RAW / "tiktok_apify_2023_sample.jsonl", data)

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import external_references
 from virtuna.notebooks import (
     HIDDEN_TAG,
+    KERNEL_LOG,
     NOTEBOOK_DIR,
     NotebookRun,
     ParameterError,
@@ -85,6 +86,30 @@ def test_a_failing_notebook_keeps_its_output_and_names_the_error(
     assert not run.succeeded
     assert "ZeroDivisionError" in (run.error or "")
     assert run.notebook.is_file() and run.html is not None and run.html.is_file()
+
+
+def test_the_kernels_own_console_output_goes_to_its_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    # ipykernel's start-up warnings and an interrupt's message would land between the
+    # runner's lines (the demo's, a scheduled run's log).
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell("1 + 1")]
+    nbformat.write(nb, notebooks / "quiet.ipynb")
+    monkeypatch.setattr("virtuna.notebooks.NOTEBOOK_DIR", notebooks)
+    capfd.readouterr()
+    run = execute_notebook("quiet", tmp_path / "out", {})
+    assert run.succeeded, run.error
+    out, err = capfd.readouterr()
+    assert "IPKernelApp" not in out + err
+    assert (tmp_path / "out" / KERNEL_LOG).is_file()
 
 
 def test_unknown_notebook_is_a_clear_error() -> None:

@@ -199,7 +199,16 @@ class _Steps:
 
 # Network jobs the demo runs (skipped without their keys) and the reports it renders.
 DEMO_NETWORK_JOBS = ("scrape-trending", "sync-whop", "refresh-competitors", "collect-outcomes")
-DEMO_REPORTS = ("tier-diagnosis", "tier-training")
+# The tier reports it renders. The training comparison runs on the two single-fold splits and
+# two learned kinds (about a minute; retrain-ml has already judged leave-one-source-out):
+# `virtuna jobs run tier-training` compares every kind on every split.
+DEMO_REPORTS: dict[str, dict[str, object]] = {
+    "tier-diagnosis": {},
+    "tier-training": {
+        "kinds": ["residual_boosting", "logistic"],
+        "splits": ["creator", "temporal"],
+    },
+}
 DEMO_DRAFTS = (
     ("Wait for it... the secret to crispy rice #cooking #fyp", None),  # the busiest creator
     ("my cat doing nothing #cat", "brand_new_creator"),
@@ -224,7 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     log_path = reports_dir / "demo.log"
     print(f"store {db}; reports {reports_dir}; log lines in {log_path}")
     jobs = ["calculate-trends", *DEMO_NETWORK_JOBS, "retrain-ml"]
-    later = ["calibration-audit", "validate-rules", "model-health", *DEMO_REPORTS]
+    later = {"calibration-audit": {}, "validate-rules": {}, "model-health": {}, **DEMO_REPORTS}
     steps = _Steps(total=len(jobs) + len(later) + 3)
     with log_path.open("a", encoding="utf-8") as log_file:
         configure_logging(get_settings(), stream=log_file)
@@ -253,8 +262,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 )
             except LookupError as exc:
                 outcome.append(f"skipped - {exc}")
-        for name in later:
-            _run_step(steps, name, {}, db, reports_dir)
+        for name, values in later.items():
+            _run_step(steps, name, values, db, reports_dir)
         with steps.step("predict two drafts") as outcome:
             with connect(db) as con:
                 save_baseline(compute_baseline(con), baseline_path(db))

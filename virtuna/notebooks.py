@@ -37,6 +37,7 @@ from virtuna.reports import RUN_DIR_ENV
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 KERNEL = "virtuna"  # registered in the venv by `make setup`
+KERNEL_LOG = "kernel.log"  # the kernel process's own console output, in the run folder
 # The report template: JupyterLab's, without the scripts it would fetch from a CDN.
 TEMPLATES = Path(__file__).resolve().parent / "reports" / "templates"
 # A cell tagged so runs (the runner's status cell, say) but is left out of the HTML report.
@@ -301,8 +302,9 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 def _kernel_manager_for(watch: _KernelWatch, run_dir: Path) -> type[AsyncKernelManager]:
-    """A kernel manager whose kernel dies with this process, reports its pid to `watch` and
-    knows its run folder (RUN_DIR_ENV)."""
+    """A kernel manager whose kernel dies with this process, reports its pid to `watch`, knows
+    its run folder (RUN_DIR_ENV) and writes its own console output (ipykernel's start-up
+    warnings, an interrupt's message) to KERNEL_LOG there, not to the runner's terminal."""
 
     class RunKernelManager(AsyncKernelManager):  # type: ignore[misc]
         async def start_kernel(self, **kw: Any) -> None:
@@ -310,7 +312,11 @@ def _kernel_manager_for(watch: _KernelWatch, run_dir: Path) -> type[AsyncKernelM
             if hook is not None:
                 kw.setdefault("preexec_fn", hook)
             kw["env"] = {**kw.get("env", os.environ), RUN_DIR_ENV: str(run_dir)}
-            await super().start_kernel(**kw)
+            # The kernel process holds its own copy of the file's descriptor.
+            with (run_dir / KERNEL_LOG).open("ab") as console:
+                kw.setdefault("stdout", console)
+                kw.setdefault("stderr", console)
+                await super().start_kernel(**kw)
             watch.started(getattr(self.provisioner, "pid", None))
 
     return RunKernelManager

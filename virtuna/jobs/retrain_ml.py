@@ -221,6 +221,8 @@ def _headline(evaluation: Evaluation, stratified: Evaluation, served: str) -> di
         "within_one": evaluation.metric(served, "within_one"),
         "history_accuracy": evaluation.metric(served, "accuracy", subset="history"),
         "reference": reference,
+        "reference_accuracy": evaluation.metric(reference, "accuracy"),
+        "reference_spearman": evaluation.metric(reference, "spearman"),
         "reference_history_accuracy": evaluation.metric(reference, "accuracy", subset="history"),
         "stratified_accuracy": stratified.metric(served, "accuracy"),
         "stratified_min_tier_recall": stratified.metric(served, "min_tier_recall"),
