@@ -242,11 +242,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for report in reports:
                 if not report.balanced:
                     raise CliError(f"{report.path}: counts do not add up: {report.as_dict()}")
-            stored = sum(r.inserted + r.updated for r in reports)
+            inserted = sum(r.inserted for r in reports)
+            updated = sum(r.updated for r in reports)
             rejected = sum(r.rejected for r in reports)
             outcome.append(
-                f"{stored:,} videos from {len(reports)} files; rejected rows, kept with "
-                f"their reason in ingest_rejects: {rejected:,}"
+                f"{len(reports)} files: {inserted:,} new videos, {updated:,} updates of stored "
+                f"ones; rejected rows, kept with their reason in ingest_rejects: {rejected:,}"
             )
         # The bundled data is historical: trends run "as of" its newest post; every other
         # job runs with the schedule's own defaults, as a scheduled run would.
