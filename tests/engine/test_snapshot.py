@@ -88,6 +88,36 @@ def test_analyses_open_no_store_connection_once_the_copy_is_loaded(
     assert len(set(scores)) == 1
 
 
+def test_reads_from_a_current_copy_stay_on_the_event_loop_and_a_reload_goes_to_a_thread(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A thread only adds GIL contention to a few milliseconds of CPU; a load reads the store.
+    from tests.fakes.llm import llm_settings
+
+    settings = llm_settings(None, None, virtuna_db_path=str(db_path))
+    threads: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        threads.append(getattr(fn, "__name__", ""))
+        return await real_to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+
+    async def go() -> None:
+        async with Engine(settings, db_path=db_path, baseline=FALLBACK_BASELINE) as engine:
+            await engine.analyze(DRAFT, store=False)  # loads the copy: in a thread
+            assert threads.count("_read_store") == 1
+            await engine.analyze(DRAFT, store=False)  # current copy: on the loop
+            assert threads.count("_read_store") == 1
+            _ingest(db_path, make_item())  # the copy is stale: the reload goes to a thread
+            result = await engine.analyze(DRAFT, store=False)
+            assert threads.count("_read_store") == 2
+            assert result.overall_score is not None
+
+    asyncio.run(go())
+
+
 def test_the_change_marker_sits_beside_the_store(db_path: Path) -> None:
     _ingest(db_path, make_item())
     assert changes_marker(db_path).exists()

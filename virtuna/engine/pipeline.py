@@ -242,6 +242,10 @@ class Engine:
     async def _store_context(
         self, payload: ContentPayload, moment: datetime, run: _Run
     ) -> StoreContext:
+        # From a current in-memory copy the read is a few milliseconds of CPU: in a thread it
+        # would only contend for the GIL. A (re)load or a store read goes to a thread.
+        if self._snapshot.ready(moment):
+            return self._read_store(payload, moment, run)
         return await asyncio.to_thread(self._read_store, payload, moment, run)
 
     def _read_store(self, payload: ContentPayload, moment: datetime, run: _Run) -> StoreContext:

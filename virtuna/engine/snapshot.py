@@ -86,6 +86,21 @@ class StoreSnapshot:
                 copy.earlier_platform[moment] = platform_averages(con, moment)
         return copy.earlier_platform[moment]
 
+    def ready(self, moment: datetime) -> bool:
+        """Whether reading for a draft at `moment` is pure memory work: the copy is loaded and
+        current, and the platform averages for `moment` need no store read."""
+        copy = self._copy
+        return (
+            copy is not None
+            and changed_at(self.db_path) == copy.stamp
+            and time.monotonic() - copy.loaded_at <= self.max_age_s
+            and (
+                copy.newest_post is None
+                or moment > copy.newest_post
+                or moment in copy.earlier_platform
+            )
+        )
+
     def _current(self) -> _Copy:
         copy = self._copy
         if copy is None:
