@@ -26,11 +26,13 @@ from virtuna.engine.schema import ContentPayload
 from virtuna.log import stage
 
 
-async def test_from_settings_shares_one_client_and_has_a_breaker_each(
+async def test_from_settings_gives_each_provider_its_own_pool_and_breaker(
     fake_gemini: FakeGemini, fake_deepseek: FakeDeepSeek, sleeps: Sleeps
 ) -> None:
     providers = Providers.from_settings(llm_settings(fake_gemini, fake_deepseek), sleep=sleeps)
-    assert all(client._http is providers.http for client in providers.clients)
+    # One pool per provider: a burst on one does not make the others' bookkeeping grow.
+    assert [client._http for client in providers.clients] == list(providers.pools)
+    assert len({id(pool) for pool in providers.pools}) == 4
     assert len({id(breaker) for breaker in providers.breakers}) == 4
     assert [b.name for b in providers.breakers] == ["gemini", "deepseek", "anthropic", "openai"]
     assert providers.gemini.breaker.failure_threshold == 3
@@ -43,7 +45,7 @@ async def test_from_settings_shares_one_client_and_has_a_breaker_each(
     # a chain holds the same clients (and so the same breakers) as the container
     assert providers.chains["reasoning"].clients[1] is providers.gemini
     await providers.aclose()
-    assert providers.http.is_closed
+    assert all(pool.is_closed for pool in providers.pools)
 
 
 async def test_orders_come_from_settings(sleeps: Sleeps) -> None:

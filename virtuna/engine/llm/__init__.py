@@ -117,13 +117,17 @@ __all__ = [
 
 @dataclass
 class Providers:
-    """The four clients sharing one HTTP connection pool, and the fallback chain of each role."""
+    """The four clients, each with its own HTTP connection pool, and each role's chain.
+
+    One pool per provider, not one shared: httpcore's pool does bookkeeping over every
+    connection for every queued request, so a burst of concurrent analyses (two calls each at
+    once) on one shared pool cost more CPU than the engine itself (bench/engine.py, part 2)."""
 
     gemini: GeminiClient
     deepseek: DeepSeekClient
     anthropic: AnthropicClient
     openai: OpenAIClient
-    http: httpx.AsyncClient
+    pools: tuple[httpx.AsyncClient, ...]
     chains: dict[Role, FallbackChain]
 
     @classmethod
@@ -141,23 +145,26 @@ class Providers:
             settings.anthropic_timeout_s,
             settings.openai_timeout_s,
         )
-        http = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(max(timeouts)),
-            headers={"User-Agent": "virtuna"},
+        pools = tuple(
+            httpx.AsyncClient(
+                transport=transport,
+                timeout=httpx.Timeout(max(timeouts)),
+                headers={"User-Agent": "virtuna"},
+            )
+            for _ in timeouts
         )
         clients: dict[str, ProviderClient] = {
-            "gemini": GeminiClient(settings, http=http, sleep=sleep),
-            "deepseek": DeepSeekClient(settings, http=http, sleep=sleep),
-            "anthropic": AnthropicClient(settings, http=http, sleep=sleep),
-            "openai": OpenAIClient(settings, http=http, sleep=sleep),
+            "gemini": GeminiClient(settings, http=pools[0], sleep=sleep),
+            "deepseek": DeepSeekClient(settings, http=pools[1], sleep=sleep),
+            "anthropic": AnthropicClient(settings, http=pools[2], sleep=sleep),
+            "openai": OpenAIClient(settings, http=pools[3], sleep=sleep),
         }
         roles: tuple[Role, ...] = ("content", "reasoning", "rules")
         chains = {
             role: FallbackChain(role, [clients[name] for name in settings.provider_order(role)])
             for role in roles
         }
-        return cls(http=http, chains=chains, **clients)  # type: ignore[arg-type]
+        return cls(pools=pools, chains=chains, **clients)  # type: ignore[arg-type]
 
     @property
     def clients(self) -> tuple[ProviderClient, ...]:
@@ -179,8 +186,9 @@ class Providers:
         return await self.chains[task.role].run(task)
 
     async def aclose(self) -> None:
-        """Close the shared HTTP client."""
-        await self.http.aclose()
+        """Close the HTTP clients."""
+        for pool in self.pools:
+            await pool.aclose()
 
     async def __aenter__(self) -> Providers:
         """Use as `async with Providers.from_settings(s) as providers:`."""
