@@ -2,7 +2,8 @@
 
 Run: `.venv/bin/python bench/service.py [--requests 300] [--clients 50] [--latency 0.2]`
 
-The service runs under uvicorn on 127.0.0.1 in this process, against the store that
+The service runs under uvicorn on 127.0.0.1 in this process (its clients in a child process, as
+real clients are elsewhere), against the store that
 `bench/engine.py` builds from the bundled real data (real captions and their authors, planned
 for just after the trend snapshot). Gemini and DeepSeek are the project's HTTP fakes in a
 child process (`bench/engine.py`'s RemoteFakes) answering after `--latency` seconds (200 ms by
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import socket
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -61,6 +64,25 @@ async def _send(
     return time.perf_counter() - started, list(results)
 
 
+def _clients(
+    url: str,
+    key: str,
+    sequential: list[dict[str, Any]],
+    batch: list[dict[str, Any]],
+    clients: int,
+) -> tuple[tuple[float, list], tuple[float, list]]:
+    """One client's requests one after another, then `clients` at once (in a child process)."""
+
+    async def run() -> tuple[tuple[float, list], tuple[float, list]]:
+        limits = httpx.Limits(max_connections=clients + 10)
+        async with httpx.AsyncClient(limits=limits) as client:
+            one = await _send(client, url, key, sequential, 1)
+            many = await _send(client, url, key, batch, clients)
+        return one, many
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the store, start the service and the fakes, measure, check nothing was lost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,16 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     while not server.started:
         time.sleep(0.05)
     try:
-
-        async def run() -> tuple[tuple[float, list], tuple[float, list]]:
-            limits = httpx.Limits(max_connections=args.clients + 10)
-            async with httpx.AsyncClient(limits=limits) as client:
-                sequential = await _send(client, url, key, drafts[: args.sequential], 1)
-                batch = drafts[args.sequential : args.sequential + args.requests]
-                concurrent = await _send(client, url, key, batch, args.clients)
-            return sequential, concurrent
-
-        (one_s, one_results), (many_s, many_results) = asyncio.run(run())
+        # The clients run in their own process, as real clients would: in this one their HTTP
+        # client's CPU would be taken from the service's interpreter.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as clients:
+            (one_s, one_results), (many_s, many_results) = clients.submit(
+                _clients,
+                url,
+                key,
+                drafts[: args.sequential],
+                drafts[args.sequential : args.sequential + args.requests],
+                args.clients,
+            ).result()
     finally:
         server.should_exit = True
         thread.join(30)
