@@ -111,3 +111,29 @@ def test_whether_a_field_is_present_barely_moves_the_tier(kind: str) -> None:
         expected_tier(model.predict_proba(blanked)) - expected_tier(model.predict_proba(test))
     )
     assert shift.mean() < 0.5
+
+
+@pytest.mark.parametrize("kind", ["creator_history", "residual_boosting"])
+def test_knowing_nothing_gives_the_populations_tier_shares_not_a_sources(kind: str) -> None:
+    """A trending feed carries no follower counts and holds only viral videos: fitted on its
+    rows, "no history, no followers" would mean "viral", and a new creator who gives no
+    follower count would be promised tier 5. Knowing nothing, the population's shares."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    followers = rng.uniform(5, 15, n)
+    outcome = 0.5 * followers + rng.normal(0, 1, n)
+    viral_feed = outcome > np.quantile(outcome, 0.8)
+    history = (np.arange(n) % 3 == 0) & ~viral_feed
+    frame = _frame(
+        n,
+        prior_posts=np.where(history, 5.0, 0.0),
+        prior_median_log_views=np.where(history, outcome + rng.normal(0, 0.3, n), np.nan),
+        log_followers=np.where(viral_feed, np.nan, followers),
+    )
+    edges = fit_edges(pd.Series(outcome), "views_quintile")
+    model = make_estimator(kind, "views_quintile").fit(frame, outcome, edges)  # type: ignore[arg-type]
+    newcomer = model.predict_proba(_frame(1))[0]
+    assert newcomer == pytest.approx([0.2] * 5, abs=0.01)
+    # What is known still counts: many followers, a higher tier than few.
+    few, many = model.predict_proba(_frame(2, log_followers=[6.0, 14.0]))
+    assert expected_tier(many[None, :])[0] > expected_tier(few[None, :])[0]

@@ -11,9 +11,10 @@ and gives calibrated probabilities over the five tiers (`predict_proba`, columns
   (relative scheme) places it at the creator's last three posts against their usual, shrunk by
   a fitted factor. Their probabilities are a normal distribution around that place, integrated
   over the tier edges and mixed with the population's tier shares; the spread and the mixing
-  share are fitted per situation (history, followers only, nothing) to minimise the tiers'
-  log-loss, on places computed without the row's own collection where the place is learned,
-  so that they are honest about how far a new source may stray.
+  share are fitted per situation (history, followers only) to minimise the tiers' log-loss,
+  on places computed without the row's own collection where the place is learned, so that
+  they are honest about how far a new source may stray. Knowing neither history nor
+  followers, a row gets the population's tier shares.
 - `residual_boosting` starts from the same baseline and learns, with gradient boosting on the
   honest features, how far a post lands from it; `hist_gradient_boosting`, `logistic` and
   `balanced_random_forest` classify the tier directly (temperature-calibrated). The learned
@@ -63,6 +64,7 @@ LEARNED_KINDS: tuple[EstimatorKind, ...] = (
     "balanced_random_forest",
 )
 MASK_RATE = 0.3  # the share of training rows that lose each optional field
+NOTHING_KNOWN = 2  # the situation of a row without creator history and without followers
 MIN_SCALE = 0.05
 
 
@@ -131,6 +133,13 @@ def fit_spreads(
     spreads: dict[int, Spread] = {}
     fallback = float(np.std(outcome - location)) or 1.0
     for s in (0, 1, 2):
+        if s == NOTHING_KNOWN:
+            # Knowing neither the creator's history nor their followers: the population's tier
+            # shares, not fitted. In scraped data the rows without both are whole sources (a
+            # trending feed carries no follower counts), so a fit would learn which file a row
+            # came from (there: "viral"), not what a new creator's post does.
+            spreads[s] = (fallback, 1.0, np.inf)
+            continue
         rows = (situation == s) & (tiers > 0)
         if rows.sum() < 20:
             spreads[s] = (fallback, 0.2, np.inf)
@@ -237,7 +246,7 @@ class LocationScaleTiers(TierEstimator):
         self.scheme = scheme
 
     def _situations(self, features: pd.DataFrame) -> np.ndarray:
-        """0 = creator history, 1 = followers only, 2 = nothing known."""
+        """0 = creator history, 1 = followers only, 2 = nothing known (NOTHING_KNOWN)."""
         history = features["prior_posts"].to_numpy(dtype=float) > 0
         followers = features["log_followers"].notna().to_numpy()
         situation = np.where(followers, 1, 2)
