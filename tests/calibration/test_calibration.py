@@ -180,12 +180,14 @@ def test_outcomes_are_one_per_analysis_and_owned(db_path: Path) -> None:
         OutcomeReport(analysis_id=mine, actual_views=-1)
 
 
-def _outcome(con, analysis_id: str, tier: int, score: float, when: datetime) -> None:
+def _outcome(
+    con, analysis_id: str, tier: int, score: float, when: datetime, source: str = "user"
+) -> None:
     con.execute(
         "INSERT INTO outcomes (id, analysis_id, actual_tier, actual_score, predicted_score, "
-        "source, reported_at, created_at) SELECT ?, ?, ?, ?, overall_score, 'backtest', ?, ? "
+        "source, reported_at, created_at) SELECT ?, ?, ?, ?, overall_score, ?, ?, ? "
         "FROM analysis_results WHERE id = ?",
-        [str(uuid.uuid4()), analysis_id, tier, score, when, when, analysis_id],
+        [str(uuid.uuid4()), analysis_id, tier, score, source, when, when, analysis_id],
     )
 
 
@@ -274,6 +276,40 @@ def test_each_profile_gets_its_own_map_and_small_profiles_none(db_path: Path) ->
             "SELECT profile, count(*) FROM calibration_params WHERE is_active GROUP BY 1"
         ).fetchall()
     assert dict(active) == dict.fromkeys(again.activated, 1)
+
+
+def test_the_absolute_targets_map_learns_from_live_outcomes_only(db_path: Path) -> None:
+    # Backtests replay scraped collections, chosen by how their videos did: an absolute rate
+    # learned from them would be the collections' rate, served to a new creator's draft.
+    rng = np.random.default_rng(7)
+    start = datetime(2025, 3, 1)
+    with connect(db_path) as con:
+        for i in range(800):
+            raw = float(rng.uniform(0, 100))
+            profile = "ml+rules|reference_tier" if i < 400 else "ml+rules|beats_usual"
+            hit = rng.random() < min(1.0, raw / 50)
+            analysis = _analysis(con, raw, profile=profile, user=None)
+            _outcome(con, analysis, 5 if hit else 2, 50.0, start + timedelta(hours=i), "backtest")
+    result = calibration_audit(as_of="latest", db_path=db_path, resamples=20)
+    by_profile = {p.profile: p for p in result.profiles}
+    absolute = by_profile["ml+rules|reference_tier"]
+    assert absolute.samples == 400 and absolute.excluded == 400 and not absolute.activated
+    assert "400 backtest outcomes left out" in (absolute.reason or "")
+    assert result.activated == ["ml+rules|beats_usual"]  # a relative target may use them
+    # A map fitted earlier on backtests is retired: its scores are served raw, and say so.
+    with connect(db_path) as con:
+        con.execute(
+            "INSERT INTO calibration_params (version, method, profile, a, b, sample_count, "
+            "is_active, fitted_at) VALUES (99, 'platt', 'ml+rules|reference_tier', 1, 0, 400, "
+            "TRUE, now()::TIMESTAMP)"
+        )
+        assert "ml+rules|reference_tier" in active_calibrations(con)
+    calibration_audit(as_of="latest", db_path=db_path, resamples=20, dry_run=True)
+    with connect(db_path) as con:
+        assert "ml+rules|reference_tier" in active_calibrations(con)  # a dry run changes nothing
+    calibration_audit(as_of="latest", db_path=db_path, resamples=20)
+    with connect(db_path) as con:
+        assert "ml+rules|reference_tier" not in active_calibrations(con)
 
 
 def test_the_window_ends_now_unless_the_last_window_has_no_outcome(db_path: Path) -> None:

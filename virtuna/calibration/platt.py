@@ -90,6 +90,24 @@ def audit_platt(
     )
 
 
+def retire_maps(con: duckdb.DuckDBPyConnection, profile: str) -> int:
+    """Stop serving a profile's map (its scores are then served uncalibrated); how many."""
+    with transaction(con):
+        (active,) = one(
+            con,
+            "SELECT count(*) FROM calibration_params WHERE is_active AND profile = ?",
+            [profile],
+        )
+        run(
+            con,
+            "UPDATE calibration_params SET is_active = FALSE WHERE is_active AND profile = ?",
+            [profile],
+        )
+    if active:
+        mark_changed(con)
+    return int(active)
+
+
 def store_platt(
     con: duckdb.DuckDBPyConnection,
     audit: PlattAudit,

@@ -8,7 +8,10 @@ profile's outcomes, judged on the other half (ECE with its 95 % bootstrap interv
 log-loss, before and after). A profile's map is activated only when it lowers held-out log-loss,
 rests on at least MIN_ACTIVATION outcomes, and the outcomes are not nearly all of one kind (then
 a fit only learns the base rate). A profile the audit cannot calibrate keeps no active map, so
-its scores are served uncalibrated and say so. Analyses stored before profiles existed count in
+its scores are served uncalibrated and say so. The map of the absolute target (no creator
+history) learns from live outcomes only, never from backtests of scraped collections
+(`_outcomes_that_calibrate`), and is retired while there are too few. Analyses stored before
+profiles existed count in
 the served ECE but are fitted for no profile. A dry run fits and judges every map, and stores,
 activates and alerts nothing.
 """
@@ -30,6 +33,7 @@ from virtuna.calibration.platt import (
     PlattAudit,
     audit_platt,
     platt_probability,
+    retire_maps,
     store_platt,
 )
 from virtuna.log import get_logger, stage
@@ -42,6 +46,8 @@ MIN_BASE_RATE = 0.05
 MIN_FIT = 2 * MIN_OUTCOMES  # half of a profile's outcomes fit its map, half judge it
 MIN_ACTIVATION = 200  # outcomes of one profile before its map is served
 UNPROFILED = "unprofiled"
+ABSOLUTE_TARGET = "reference_tier"  # the score target without creator history
+BACKTEST_SOURCE = "backtest"  # the outcome source of replayed scraped videos
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class ProfileAudit:
     version: int | None = None
     activated: bool = False
     reason: str | None = None
+    excluded: int = 0  # outcomes its map may not learn from (backtests of an absolute target)
 
     def as_row(self) -> dict[str, Any]:
         """The profile as one row of the report's table."""
@@ -102,6 +109,7 @@ class ProfileAudit:
         return {
             "profile": self.profile,
             "outcomes": self.samples,
+            "may calibrate": self.samples - self.excluded,
             "resonated": round(self.base_rate, 3),
             "served ECE": round(self.served_ece, 4),
             "held out": fit.held_out if fit else None,
@@ -185,6 +193,9 @@ def calibration_audit(
             if profile == UNPROFILED:
                 continue
             audited = _audit_profile(str(profile), group, seed=seed, resamples=resamples)
+            if audited.excluded and not audited.activated and not dry_run:
+                with connect(db_path) as con:
+                    retire_maps(con, audited.profile)
             if audited.platt is not None and not dry_run:
                 with connect(db_path) as con:
                     audited.version = store_platt(
@@ -206,19 +217,43 @@ def calibration_audit(
     return result
 
 
+def _outcomes_that_calibrate(profile: str, group: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The outcomes a profile's map may learn from, and how many were left out.
+
+    A relative target ("beats the creator's usual") compares a creator with themselves, and
+    backtests give it about the same rate in every collection (38-42 % in the bundled data).
+    An absolute target ("reaches the population's tier 4") does not survive how scraped data
+    is chosen: a for-you or trending feed holds videos because they did well (75-89 % reached
+    tier 4, against 10-15 % of timelines' first posts), so a map fitted on backtests would
+    serve a new creator's draft the rate of whichever collections the store holds. Its map
+    learns from live outcomes only: analyses of drafts, as served, and what they became."""
+    if not profile.endswith(f"|{ABSOLUTE_TARGET}"):
+        return group, 0
+    live = group[group["source"] != BACKTEST_SOURCE]
+    return live, len(group) - len(live)
+
+
 def _audit_profile(profile: str, group: pd.DataFrame, *, seed: int, resamples: int) -> ProfileAudit:
-    """Fit one profile's map on half its outcomes and judge it on the other half."""
-    raw = group["raw_score"].to_numpy(dtype=float)
-    resonated = group["resonated"].to_numpy(dtype=int)
+    """Fit one profile's map on half the outcomes it may learn from and judge it on the other
+    half (the served ECE is over all of the profile's outcomes)."""
     served = group["overall_score"].to_numpy(dtype=float) / 100.0
     audited = ProfileAudit(
         profile,
         samples=len(group),
-        base_rate=float(resonated.mean()),
-        served_ece=expected_calibration_error(resonated, served),
+        base_rate=float(group["resonated"].to_numpy(dtype=int).mean()),
+        served_ece=expected_calibration_error(group["resonated"].to_numpy(dtype=int), served),
     )
+    group, audited.excluded = _outcomes_that_calibrate(profile, group)
+    left_out = (
+        f"{audited.excluded:,} backtest outcomes left out (an absolute target is calibrated on "
+        "live outcomes only: scraped collections are chosen by how their videos did); "
+        if audited.excluded
+        else ""
+    )
+    raw = group["raw_score"].to_numpy(dtype=float)
+    resonated = group["resonated"].to_numpy(dtype=int)
     if len(group) < MIN_FIT or len(np.unique(resonated)) < 2:
-        audited.reason = f"{len(group)} outcomes; a fit needs {MIN_FIT} of both kinds"
+        audited.reason = f"{left_out}{len(group)} outcomes; a fit needs {MIN_FIT} of both kinds"
         return audited
     fit, held = audit_platt(raw, resonated, seed=seed)
     calibrated = platt_probability(raw[held], fit.a, fit.b)
@@ -246,6 +281,7 @@ def _audit_profile(profile: str, group: pd.DataFrame, *, seed: int, resamples: i
         )
     audited.activated = audited.reason is None
     if audited.reason:
+        audited.reason = left_out + audited.reason
         log.warning("platt fit not activated", profile=profile, reason=audited.reason)
     return audited
 
