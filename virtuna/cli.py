@@ -318,6 +318,12 @@ def _print_summary(db: Path, reports_dir: Path) -> None:
             "SELECT profile, held_out_count, ece_before, ece_after FROM calibration_params "
             "WHERE is_active ORDER BY profile",
         )
+        unmapped = run(
+            con,
+            "SELECT a.signal_profile, count(*) FROM outcomes o JOIN analysis_results a "
+            "ON a.id = o.analysis_id WHERE a.signal_profile IS NOT NULL AND a.signal_profile "
+            "NOT IN (SELECT profile FROM calibration_params WHERE is_active) GROUP BY 1 ORDER BY 1",
+        )
     rows: list[dict[str, object]] = [
         {
             "what": "data",
@@ -347,7 +353,15 @@ def _print_summary(db: Path, reports_dir: Path) -> None:
                 "figures": f"held-out ECE {before:.3f} -> {after:.3f} on {count or 0:,} outcomes",
             }
         )
-    if not maps:
+    for profile, count in unmapped:
+        rows.append(
+            {
+                "what": f"calibration {profile}",
+                "figures": f"no map ({count:,} outcomes; why: the calibration-audit report): "
+                "served raw",
+            }
+        )
+    if not maps and not unmapped:
         rows.append({"what": "calibration", "figures": "no active map: scores are served raw"})
     rows.append({"what": "reports", "figures": str(reports_dir / "index.html")})
     _print_table(rows, ["what", "figures"], title="Summary")
