@@ -66,9 +66,10 @@ def test_trends_notebook_on_the_bundled_data_shows_trending_sounds(
     assert "calculate_trends(" not in html  # input cells are left out of the report
 
 
-def test_a_failing_notebook_keeps_its_output_and_names_the_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _scratch_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, cells: list
 ) -> None:
+    """notebooks/<name>.ipynb of `cells` on the global python3 kernel, as the runner's folder."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     nb = nbformat.v4.new_notebook()
@@ -77,11 +78,18 @@ def test_a_failing_notebook_keeps_its_output_and_names_the_error(
         "display_name": "Python 3",
         "language": "python",
     }
+    nb.cells = cells
+    nbformat.write(nb, notebooks / f"{name}.ipynb")
+    monkeypatch.setattr("virtuna.notebooks.NOTEBOOK_DIR", notebooks)
+
+
+def test_a_failing_notebook_keeps_its_output_and_names_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     params = nbformat.v4.new_code_cell("divisor = 1")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("1 / divisor")]
-    nbformat.write(nb, notebooks / "broken.ipynb")
-    monkeypatch.setattr("virtuna.notebooks.NOTEBOOK_DIR", notebooks)
+    cells = [params, nbformat.v4.new_code_cell("1 / divisor")]
+    _scratch_notebook(tmp_path, monkeypatch, "broken", cells)
     run = execute_notebook("broken", tmp_path / "out", {"divisor": 0})
     assert not run.succeeded
     assert "ZeroDivisionError" in (run.error or "")
@@ -93,17 +101,7 @@ def test_the_kernels_own_console_output_goes_to_its_run_folder(
 ) -> None:
     # ipykernel's start-up warnings and an interrupt's message would land between the
     # runner's lines (the demo's, a scheduled run's log).
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell("1 + 1")]
-    nbformat.write(nb, notebooks / "quiet.ipynb")
-    monkeypatch.setattr("virtuna.notebooks.NOTEBOOK_DIR", notebooks)
+    _scratch_notebook(tmp_path, monkeypatch, "quiet", [nbformat.v4.new_code_cell("1 + 1")])
     capfd.readouterr()
     run = execute_notebook("quiet", tmp_path / "out", {})
     assert run.succeeded, run.error

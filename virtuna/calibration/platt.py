@@ -90,22 +90,23 @@ def audit_platt(
     )
 
 
+def _deactivate(con: duckdb.DuckDBPyConnection, profile: str) -> int:
+    """Mark a profile's active map inactive (never another profile's); how many were."""
+    retired = run(
+        con,
+        "UPDATE calibration_params SET is_active = FALSE WHERE is_active AND profile = ? "
+        "RETURNING version",
+        [profile],
+    )
+    return len(retired)
+
+
 def retire_maps(con: duckdb.DuckDBPyConnection, profile: str) -> int:
     """Stop serving a profile's map (its scores are then served uncalibrated); how many."""
-    with transaction(con):
-        (active,) = one(
-            con,
-            "SELECT count(*) FROM calibration_params WHERE is_active AND profile = ?",
-            [profile],
-        )
-        run(
-            con,
-            "UPDATE calibration_params SET is_active = FALSE WHERE is_active AND profile = ?",
-            [profile],
-        )
-    if active:
+    retired = _deactivate(con, profile)
+    if retired:
         mark_changed(con)
-    return int(active)
+    return retired
 
 
 def store_platt(
@@ -125,11 +126,7 @@ def store_platt(
     with transaction(con):
         (version,) = one(con, "SELECT coalesce(max(version), 0) + 1 FROM calibration_params")
         if activate:
-            run(
-                con,
-                "UPDATE calibration_params SET is_active = FALSE WHERE is_active AND profile = ?",
-                [profile],
-            )
+            _deactivate(con, profile)
         run(
             con,
             "INSERT INTO calibration_params (version, method, profile, a, b, window_start, "

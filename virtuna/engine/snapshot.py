@@ -92,8 +92,7 @@ class StoreSnapshot:
         copy = self._copy
         return (
             copy is not None
-            and changed_at(self.db_path) == copy.stamp
-            and time.monotonic() - copy.loaded_at <= self.max_age_s
+            and not self._stale(copy)
             and (
                 copy.newest_post is None
                 or moment > copy.newest_post
@@ -108,12 +107,8 @@ class StoreSnapshot:
                 if self._copy is None:
                     self._copy = self._load(lock_timeout_s=None)
             return self._copy
-        stale = (
-            changed_at(self.db_path) != copy.stamp
-            or time.monotonic() - copy.loaded_at > self.max_age_s
-        )
         # One thread reloads; the others keep reading the old copy meanwhile.
-        if stale and self._reloading.acquire(blocking=False):
+        if self._stale(copy) and self._reloading.acquire(blocking=False):
             try:
                 self._copy = self._load(lock_timeout_s=0.0)
             except StoreLockedError:
@@ -121,6 +116,13 @@ class StoreSnapshot:
             finally:
                 self._reloading.release()
         return self._copy
+
+    def _stale(self, copy: _Copy) -> bool:
+        """The store changed since the copy was loaded, or the copy is older than max_age_s."""
+        return (
+            changed_at(self.db_path) != copy.stamp
+            or time.monotonic() - copy.loaded_at > self.max_age_s
+        )
 
     def _load(self, *, lock_timeout_s: float | None) -> _Copy:
         stamp = changed_at(self.db_path)  # before reading: a change during the load reloads

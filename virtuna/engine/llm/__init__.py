@@ -145,26 +145,26 @@ class Providers:
             settings.anthropic_timeout_s,
             settings.openai_timeout_s,
         )
-        pools = tuple(
-            httpx.AsyncClient(
+        pools = {
+            name: httpx.AsyncClient(
                 transport=transport,
                 timeout=httpx.Timeout(max(timeouts)),
                 headers={"User-Agent": "virtuna"},
             )
-            for _ in timeouts
-        )
+            for name in ("gemini", "deepseek", "anthropic", "openai")
+        }
         clients: dict[str, ProviderClient] = {
-            "gemini": GeminiClient(settings, http=pools[0], sleep=sleep),
-            "deepseek": DeepSeekClient(settings, http=pools[1], sleep=sleep),
-            "anthropic": AnthropicClient(settings, http=pools[2], sleep=sleep),
-            "openai": OpenAIClient(settings, http=pools[3], sleep=sleep),
+            "gemini": GeminiClient(settings, http=pools["gemini"], sleep=sleep),
+            "deepseek": DeepSeekClient(settings, http=pools["deepseek"], sleep=sleep),
+            "anthropic": AnthropicClient(settings, http=pools["anthropic"], sleep=sleep),
+            "openai": OpenAIClient(settings, http=pools["openai"], sleep=sleep),
         }
         roles: tuple[Role, ...] = ("content", "reasoning", "rules")
         chains = {
             role: FallbackChain(role, [clients[name] for name in settings.provider_order(role)])
             for role in roles
         }
-        return cls(pools=pools, chains=chains, **clients)  # type: ignore[arg-type]
+        return cls(pools=tuple(pools.values()), chains=chains, **clients)  # type: ignore[arg-type]
 
     @property
     def clients(self) -> tuple[ProviderClient, ...]:
