@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from virtuna.store import StoreLockedError, connect, retry_conflicts, transaction
@@ -119,6 +122,58 @@ def test_two_processes_writing_at_once_lose_nothing(db_path: Path) -> None:
     assert ids == {f"w{w}-{i}" for w in (1, 2) for i in range(count)}
 
 
+def _threads_writing(path: str, process: int, threads: int, rounds: int, report: str) -> None:
+    """Threads of one process each open the store, insert registered Arrow rows and close it,
+    with short gaps, so the process's database instance is made and torn down again and again
+    while another process does the same."""
+    errors: list[str] = []
+
+    def work(thread: int) -> None:
+        pause = random.Random(thread)
+        for i in range(rounds):
+            try:
+                with connect(path, lock_timeout_s=60) as con:
+                    con.register("_ids", pa.table({"id": [f"p{process}-t{thread}-{i}"]}))
+                    con.execute(
+                        "INSERT INTO job_runs (id, job, status, started_at) "
+                        "SELECT id, 'turns', 'succeeded', now()::TIMESTAMP FROM _ids"
+                    )
+            except Exception as exc:  # every failure is the finding
+                errors.append(f"{type(exc).__name__}: {exc}")
+            time.sleep(pause.random() * 0.004)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    Path(report).write_text("\n".join(errors), encoding="utf-8")
+
+
+def test_threads_and_processes_opening_and_closing_at_once_lose_nothing(
+    db_path: Path, tmp_path: Path
+) -> None:
+    with connect(db_path):
+        pass  # created and migrated before the load
+    threads, rounds = 3, 100
+    ctx = multiprocessing.get_context("spawn")
+    reports = [tmp_path / f"errors-{p}.txt" for p in (1, 2)]
+    processes = [
+        ctx.Process(target=_threads_writing, args=(str(db_path), p, threads, rounds, str(report)))
+        for p, report in zip((1, 2), reports, strict=True)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(300)
+    assert [p.exitcode for p in processes] == [0, 0]
+    errors = [line for r in reports for line in r.read_text(encoding="utf-8").splitlines()]
+    assert errors == []
+    with connect(db_path) as con:
+        stored = con.execute("SELECT count(*) FROM job_runs WHERE job = 'turns'").fetchall()
+    assert stored[0][0] == 2 * threads * rounds
+
+
 def _losing(errors: list[duckdb.Error]) -> tuple[list[int], Callable[[], int]]:
     """Work that raises errors in turn, then returns how many times it ran."""
     runs: list[int] = []
@@ -153,3 +208,35 @@ def test_retry_conflicts_raises_other_errors_at_once_and_gives_up_in_the_end() -
     with pytest.raises(duckdb.TransactionException) as caught:
         retry_conflicts(work, attempts=4)
     assert caught.value is conflict and len(runs) == 4
+
+
+def test_threads_opening_a_new_store_at_once_all_get_it_migrated(tmp_path: Path) -> None:
+    """The service's first requests on a new store open it from several threads at once: each
+    must find the schema applied once, none may lose a race to create it."""
+    threads = 8
+    for attempt in range(5):
+        path = tmp_path / f"new-{attempt}.duckdb"
+        start = threading.Barrier(threads)
+        failures: list[str] = []
+
+        def open_it(
+            path: Path = path, start: threading.Barrier = start, failures: list[str] = failures
+        ) -> None:
+            start.wait()
+            try:
+                with connect(path) as con:
+                    con.execute("SELECT count(*) FROM scraped_videos").fetchall()
+            except Exception as exc:  # every failure is the finding
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        workers = [threading.Thread(target=open_it) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert failures == []
+        with connect(path) as con:
+            assert applied_version(con) == migrations()[-1].version
+            assert con.execute("SELECT count(*) FROM schema_version").fetchall()[0][0] == len(
+                migrations()
+            )

@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +34,14 @@ from virtuna.store.schema import migrate
 
 MEMORY = ":memory:"
 T = TypeVar("T")
+
+# A process's connections to one file share one DuckDB database instance, made by the first
+# open and torn down by the last close. Threads opening while another sets the instance up or
+# tears it down got half-made instances (without the table function that reads registered
+# Arrow data, so an accepted analysis was not stored), and a new instance's file lock could be
+# released by the old one's close, since POSIX locks belong to the process, letting another
+# process write under it ("Corrupt database file"). So opens and closes take turns.
+_turns = threading.Lock()
 
 
 class StoreLockedError(RuntimeError):
@@ -83,7 +92,8 @@ def open_connection(
                 time.sleep(0.01 * (0.5 + random.random()))
                 continue
             try:
-                con = duckdb.connect(target, read_only=read_only)
+                with _turns:
+                    con = duckdb.connect(target, read_only=read_only)
                 break
             except duckdb.Error as exc:
                 if not _is_lock_conflict(exc):
@@ -147,10 +157,16 @@ def connect(
     try:
         yield con
     finally:
-        con.close()
+        close_connection(con)
         changed = _changed.pop(id(con), None)
         if changed is not None:  # committed now: say so again, for readers that looked early
             _touch(changed)
+
+
+def close_connection(con: duckdb.DuckDBPyConnection) -> None:
+    """Close a store connection; the process's last one lets go of the file (see `_turns`)."""
+    with _turns:
+        con.close()
 
 
 # Connections that changed what predictions read (see mark_changed), by id -> store path.

@@ -7,12 +7,16 @@ A migration file is never edited once applied; a change to the schema is a new f
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from importlib import resources
 
 import duckdb
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Threads of one process share its database instance, so two of them could both find a new store
+# unmigrated and race to create its tables; processes are kept apart by the file lock already.
+_migrating = threading.Lock()
 
 
 class StoreSchemaError(RuntimeError):
@@ -93,6 +97,11 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     A store newer than this code (a higher version than its newest migration), or one whose
     recorded migrations have other names than this code's, is refused, naming both.
     """
+    with _migrating:
+        return _migrate(con)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     current = applied_version(con)
     shipped = migrations()
     newest = shipped[-1].version if shipped else 0

@@ -34,6 +34,7 @@ from virtuna.log import get_logger
 from virtuna.store.connection import (
     MEMORY,
     StoreLockedError,
+    close_connection,
     earlier_waiter,
     open_connection,
     transaction,
@@ -175,7 +176,7 @@ class StoreWriter:
 
     def _release(self) -> None:
         if self._con is not None:
-            self._con.close()
+            close_connection(self._con)
             self._con = None
 
     def _write(self, batch: list[tuple[Write, Future[None]]]) -> None:
