@@ -168,3 +168,26 @@ def test_a_result_is_returned_before_its_commit_and_stored_when_the_store_frees(
         assert run(con, "SELECT count(*) FROM analysis_results WHERE id = ?", [analysis_id]) == [
             (1,)
         ]
+
+
+def test_a_write_that_failed_before_anyone_asked_is_not_reported_stored(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.llm import llm_settings
+
+    def broken(con: object, writes: object) -> None:
+        raise duckdb.CatalogException("the table function is missing")
+
+    monkeypatch.setattr("virtuna.store.writer.insert_rows", broken)
+    settings = llm_settings(None, None, virtuna_db_path=str(db_path))
+
+    async def go() -> None:
+        async with Engine(settings, db_path=db_path, baseline=FALLBACK_BASELINE) as engine:
+            result = await engine.analyze(DRAFT, store=True)
+            while result.analysis_id in engine._pending:  # it fails before the caller asks
+                await asyncio.sleep(0.01)
+            with pytest.raises(duckdb.CatalogException, match="table function"):
+                await engine.stored(result.analysis_id)
+            assert await engine.stored("an analysis never queued here")
+
+    asyncio.run(go())

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import secrets
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,7 @@ from virtuna.store.trends import snapshot_as_of
 from virtuna.store.writer import StoreWriter
 
 ENGINE_VERSION = "3.0.0"
+MAX_FAILED_KEPT = 1000  # failed writes remembered for `stored()`; older ones are only logged
 T = TypeVar("T")
 log = get_logger(__name__)
 
@@ -125,6 +127,8 @@ class Engine:
         # many analyses finishing together do not keep other processes off the store.
         self._writer = StoreWriter(self.db_path, name="analysis-writer")
         self._pending: dict[str, Future[None]] = {}  # analysis id -> its queued write
+        self._failed: dict[str, BaseException] = {}  # analysis id -> its write's error
+        self._failed_lock = threading.Lock()
 
     async def aclose(self) -> None:
         """Store every queued result, then close the providers' HTTP connections."""
@@ -529,11 +533,15 @@ class Engine:
         self._pending[analysis_id] = committed
 
         def settled(done: Future[None]) -> None:
+            error = done.exception()
+            if error is not None:
+                # Kept for `stored()`, which may ask after the write has already failed.
+                with self._failed_lock:
+                    self._failed[analysis_id] = error
+                    while len(self._failed) > MAX_FAILED_KEPT:
+                        del self._failed[next(iter(self._failed))]
+                log.error("analysis not stored", analysis_id=analysis_id, error=str(error))
             self._pending.pop(analysis_id, None)
-            if done.exception() is not None:
-                log.error(
-                    "analysis not stored", analysis_id=analysis_id, error=str(done.exception())
-                )
 
         committed.add_done_callback(settled)
 
@@ -543,6 +551,10 @@ class Engine:
         later). Raises the write's error if it failed."""
         pending = self._pending.get(analysis_id)
         if pending is None:
+            with self._failed_lock:
+                error = self._failed.pop(analysis_id, None)
+            if error is not None:
+                raise error
             return True
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), timeout_s)
